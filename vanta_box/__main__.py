@@ -1,0 +1,3 @@
+from vanta_box.cli import main
+
+main()

@@ -1,0 +1,70 @@
+"""The `vanta` command line: one click group, thin commands (open, call one function, echo).
+
+Heavy modules (pydantic, apsw, brokers) are imported inside the commands so that
+`vanta --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from vanta_box import __version__
+from vanta_box.cli.common import State
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", "home", metavar="DIR", default=None,
+              help="Home directory (default: $VANTA_HOME, else the user data directory).")
+@click.version_option(__version__, prog_name="vanta")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """vanta-box: run strategy vaults, mirror them into followers' accounts, bill fees, and
+    prove every step to an auditor from one SQLite file.
+
+    \b
+    Example:
+        vanta demo --home ./vanta-demo
+        vanta --home ./vanta-demo status
+    """
+    ctx.obj = State(home)
+
+
+def _register() -> None:
+    from vanta_box.cli import accounts, outputs, setup, trading
+
+    for module in (setup, accounts, trading, outputs):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    from vanta_box.core.errors import VantaError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except VantaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("VANTA_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} "
+                   "(set VANTA_DEBUG=1 for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,104 @@
+"""emit, status, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vanta_box.cli.common import at_option, engine, home_of, parse_at
+
+
+@click.command()
+@click.option("--out", "out", metavar="DIR", default=None,
+              help="Write the files here instead of the home's memory/.")
+@at_option
+@click.pass_context
+def emit(ctx: click.Context, out: str | None, at: str | None) -> None:
+    """Write the JSON state files (vault.json, portfolio.json, ...) as of --at.
+
+    \b
+    Example:
+        vanta emit --at 2026-11-20T00:00:00Z
+        vanta emit --out ./snapshot
+    """
+    from vanta_box.reports.emit import emit as emit_files
+
+    ts = parse_at(at)
+    with engine(ctx, lock=False) as (eng, home):
+        target = Path(out) if out else home.memory
+        written = emit_files(eng.conn, target, ts)
+    for path in written:
+        click.echo(str(path))
+
+
+@click.command()
+@at_option
+@click.pass_context
+def status(ctx: click.Context, at: str | None) -> None:
+    """At a glance: vaults, accounts and equity, last cycle, queue depth, journal size.
+
+    Equity is valued at the marks of --at (default: now, i.e. the newest prices).
+
+    \b
+    Example:
+        vanta status
+    """
+    from vanta_box.core.timeutil import fmt_ts
+    from vanta_box.reports.state import portfolio_doc
+    from vanta_box.store import journal, repo
+
+    ts = parse_at(at)
+    with engine(ctx, lock=False) as (eng, home):
+        conn = eng.conn
+        head = journal.head(conn)
+        click.echo(f"home     {home.root}")
+        click.echo(f"journal  {head.seq} events, digest {head}")
+        vaults = repo.vault_rows(conn)
+        if not vaults:
+            click.echo("vaults   none yet: `vanta vault import FILE`")
+        for v in vaults:
+            last = repo.last_cycle(conn, v.vault_id)
+            cycle = f"last cycle {last.cycle_id} ({last.status})" if last else "no cycle yet"
+            nav = f", nav {v.last_nav}, peak {v.peak_nav}" if v.last_nav is not None else ""
+            click.echo(f"vault    {v.vault_id}: {v.status}{nav}; {cycle}")
+        doc = portfolio_doc(conn, ts)
+        for a in doc["accounts"]:
+            click.echo(f"account  {a['account_id']:<10} {a['role']:<8} {a['mode']:<12} "
+                       f"{a['status']:<7} equity {a['equity']:>18} cash {a['cash']:>18} "
+                       f"{len(a['positions'])} positions")
+        staged = repo.staged_orders(conn)
+        click.echo(f"queue    {len(staged)} staged order(s)")
+        click.echo(f"marks    as of {fmt_ts(ts)}")
+
+
+@click.command()
+@click.option("--home", "home_override", metavar="DIR", default=None,
+              help="Where to build the sample home (default: the global home).")
+@click.pass_context
+def demo(ctx: click.Context, home_override: str | None) -> None:
+    """Build a sample home from built-in data and run it end to end, day by day.
+
+    A vault with three personas, 12 instruments (equity and crypto), seven weeks of prices
+    and weekly signals, a manager and followers of every mirroring mode; overlays and a
+    paused follower along the way. Only a home made by a previous demo is ever replaced.
+
+    \b
+    Example:
+        vanta demo --home ./vanta-demo
+    """
+    from vanta_box.service import demo as demo_service
+
+    target = home_of(ctx, home_override)
+    click.echo(f"building the demo home in {target.root}")
+    result = demo_service.run(target, lambda line: click.echo(f"  {line}"))
+    click.echo(f"ran {result.cycles} cycles; journal {result.events} events, "
+               f"digest {result.digest}")
+    click.echo(f"state files: {target.memory}")
+    for path in sorted(target.memory.iterdir()):
+        click.echo(f"  {path.name}")
+    click.echo(f"database:    {target.db_path}")
+    click.echo(f"next: vanta --home {target.root} status")
+
+
+COMMANDS = [emit, status, demo]

@@ -1,0 +1,98 @@
+"""cycle, queue."""
+
+from __future__ import annotations
+
+import click
+
+from vanta_box.cli.common import at_option, engine, parse_at, write_state
+
+
+@click.group()
+def cycle() -> None:
+    """Run allocation -> rebalance -> orders -> mirroring -> execution."""
+
+
+@cycle.command("run")
+@click.option("--vault", "vault_id", default=None, help="Only this vault (default: every vault).")
+@click.option("--stage-only", is_flag=True,
+              help="Stage the orders in the queue without executing them.")
+@at_option
+@click.pass_context
+def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool, at: str | None) -> None:
+    """Run one cycle per vault at --at (marks, NAV guard, allocation, orders, fills).
+
+    Running the same cycle again resumes it if it was interrupted, and refuses (exit 1) if
+    it already finished.
+
+    \b
+    Example:
+        vanta cycle run --vault V_CORE --at 2026-11-03T00:00:00Z
+        vanta cycle run --stage-only --at 2026-11-04T00:00:00Z && vanta queue show
+    """
+    from vanta_box.core.money import fmt
+    from vanta_box.service.cycle import cycle_command
+
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        reports = eng.run(cycle_command(eng, vault_id, ts, stage_only))
+        write_state(eng, home, ts)
+    for r in reports:
+        nav = f" nav {fmt(r.nav)}" if r.nav is not None else ""
+        resumed = " (resumed)" if r.resumed else ""
+        click.echo(f"{r.cycle_id}: {r.status}{resumed}, vault {r.vault_status}{nav}; "
+                   f"{r.orders} orders, {r.child_orders} child orders, {r.fills} fills, "
+                   f"{r.rejects} rejects, {r.skips} skips")
+        for note in r.notes:
+            click.echo(f"note: {note}")
+
+
+@click.group()
+def queue() -> None:
+    """Staged orders not yet executed (autotrade_queue.json)."""
+
+
+@queue.command("show")
+@click.option("--vault", "vault_id", default=None, help="Only this vault's orders.")
+@click.pass_context
+def queue_show(ctx: click.Context, vault_id: str | None) -> None:
+    """List staged orders.
+
+    \b
+    Example:
+        vanta queue show --vault V_CORE
+    """
+    from vanta_box.core.money import fmt
+    from vanta_box.store import repo
+
+    with engine(ctx, lock=False) as (eng, _home):
+        orders = repo.staged_orders(eng.conn, vault_id=vault_id)
+    if not orders:
+        click.echo("queue is empty")
+    for o in orders:
+        click.echo(f"{o.order_id}\t{o.side}\t{fmt(o.qty)}\t{o.client_order_id}\t{o.status}")
+    if orders:
+        click.echo(f"{len(orders)} staged order(s)")
+
+
+@queue.command("execute")
+@click.option("--vault", "vault_id", default=None, help="Only this vault's orders.")
+@at_option
+@click.pass_context
+def queue_execute(ctx: click.Context, vault_id: str | None, at: str | None) -> None:
+    """Execute every staged order at the marks of --at.
+
+    \b
+    Example:
+        vanta queue execute --at 2026-11-04T00:05:00Z
+    """
+    from vanta_box.service.queue import queue_execute_command
+
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        result = eng.run(queue_execute_command(eng, vault_id, ts))
+        write_state(eng, home, ts)
+    click.echo(f"executed {result['orders']} order(s): {result['fills']} fills, "
+               f"{result['rejects']} rejects")
+
+
+COMMANDS = [cycle, queue]

@@ -1,0 +1,1 @@
+"""Values every layer shares: money, time, ids, errors. No I/O here."""

@@ -1,0 +1,41 @@
+"""Canonical JSON: the byte form hashed into the journal and written to memory/.
+
+Sorted keys, no insignificant whitespace, UTF-8 (non-ASCII kept as is), and no floats: every
+decimal is already a string (``vanta_box.core.money.fmt``). The same value always gives the
+same bytes, which is what makes the journal hash and the state files deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from vanta_box.core.money import fmt
+
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_pretty = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
+
+
+def dumps(value: Any) -> str:
+    return _encoder.encode(value)
+
+
+def pretty(value: Any) -> str:
+    return _pretty.encode(value) + "\n"
+
+
+def loads(text: str | bytes) -> Any:
+    """Parse JSON keeping every number exact (Decimal for fractions, int for integers)."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def plain(value: Any) -> Any:
+    """Turn Decimals (anywhere inside) into canonical strings, ready for ``dumps``."""
+    if isinstance(value, Decimal):
+        return fmt(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value

@@ -1,0 +1,111 @@
+"""Exact decimal arithmetic for money and quantities.
+
+Never use floating point in an accounting system: every amount and quantity is a
+``decimal.Decimal`` from the file we read to the file we write. The module-wide context is
+wide (60 significant digits) so that nothing rounds except where SPEC §4 says (fees to
+cents). Divisions that cannot be exact (a weight of 1/3) keep 60 digits; every place where
+the spec floors or compares (lot steps, notional limits, cash fit) uses exact integer
+division (``//``) or cross-multiplication instead of a rounded quotient.
+"""
+
+from __future__ import annotations
+
+import decimal
+from decimal import ROUND_HALF_UP, Decimal
+
+PRECISION = 60
+
+CONTEXT = decimal.Context(
+    prec=PRECISION,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=-999999,
+    Emax=999999,
+    traps=[
+        decimal.InvalidOperation,
+        decimal.DivisionByZero,
+        decimal.Overflow,
+        decimal.FloatOperation,
+    ],
+)
+# Installed for this thread and as the template of new threads' contexts.
+decimal.setcontext(CONTEXT)
+decimal.DefaultContext.prec = PRECISION
+decimal.DefaultContext.traps[decimal.FloatOperation] = True
+
+ZERO = Decimal(0)
+ONE = Decimal(1)
+CENT = Decimal("0.01")
+BPS = Decimal(10000)
+
+
+class MoneyError(ValueError):
+    """A value that is not an exact finite decimal."""
+
+
+def D(value: object) -> Decimal:
+    """Convert a string, int or Decimal to Decimal. Floats and bools are refused."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise MoneyError(f"not a finite number: {value}")
+        return value
+    if isinstance(value, (bool, float)):
+        raise MoneyError(f"refusing a binary float or bool as money: {value!r}")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            result = Decimal(text)
+        except decimal.InvalidOperation:
+            raise MoneyError(f"not a decimal number: {value!r}") from None
+        if not result.is_finite():
+            raise MoneyError(f"not a finite number: {value!r}")
+        return result
+    raise MoneyError(f"not a decimal number: {value!r}")
+
+
+def fmt(value: Decimal) -> str:
+    """The one canonical text form: no exponent, no trailing zeros, no negative zero."""
+    if value == 0:
+        return "0"
+    text = format(value.normalize(CONTEXT), "f")
+    return text
+
+
+def fmt_cents(value: Decimal) -> str:
+    """Canonical text of an amount already rounded to cents (fees): always two decimals."""
+    return format(value.quantize(CENT, rounding=ROUND_HALF_UP), "f").replace("-0.00", "0.00")
+
+
+def round_cents(value: Decimal) -> Decimal:
+    """Round to cents, half-up (SPEC §4 Fees)."""
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def steps_down(numerator: Decimal, denominator: Decimal) -> Decimal:
+    """Integer part of numerator/denominator, toward zero, computed exactly."""
+    if denominator == 0:
+        raise MoneyError("division by zero")
+    return numerator // denominator
+
+
+def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Largest multiple of ``step`` not further from zero than ``value`` (exact)."""
+    if step <= 0:
+        raise MoneyError(f"lot step must be positive, got {fmt(step)}")
+    return (value // step) * step
+
+
+def is_multiple(value: Decimal, step: Decimal) -> bool:
+    return value % step == 0
+
+
+def dmax(*values: Decimal) -> Decimal:
+    return max(values)
+
+
+def dsum(values: object) -> Decimal:
+    total = ZERO
+    for v in values:  # type: ignore[attr-defined]
+        total += v
+    return total

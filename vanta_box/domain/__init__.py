@@ -1,0 +1,1 @@
+"""The pure stages: values in, values out. No database, no clock, no broker."""

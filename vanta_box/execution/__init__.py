@@ -1,0 +1,1 @@
+"""Broker adapters behind one protocol. Vendor values become Decimal at this border."""

@@ -1,0 +1,1 @@
+"""Validation of every file a user hands us (pydantic at the border, records inside)."""

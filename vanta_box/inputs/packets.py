@@ -1,0 +1,146 @@
+"""The API packet (SPEC §3): broker keys + persona preferences + fee agreement.
+
+Secrets are pydantic ``SecretStr`` from the moment they are parsed: they never appear in a
+repr, a log line or an error message, and ``Packet.secrets()`` is the only way out (to the
+keystore).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, StrictBool, StrictInt, StrictStr
+
+from vanta_box.core.errors import InputError
+from vanta_box.core.money import ONE
+from vanta_box.inputs.common import (
+    ID_PATTERN,
+    Fraction,
+    NonNeg,
+    Pos,
+    Strict,
+    Timestamp,
+    load_json,
+    validate,
+)
+from vanta_box.inputs.vaults import FeeIn
+
+
+class PaperBrokerIn(Strict):
+    kind: Literal["paper"]
+    starting_cash: NonNeg
+    slippage_bps: NonNeg | None = None
+    commission_bps: NonNeg | None = None
+
+
+class AlpacaBrokerIn(Strict):
+    kind: Literal["alpaca"]
+    key_id: SecretStr
+    secret_key: SecretStr
+    paper: StrictBool = True
+    base_url: StrictStr | None = None  # for a local test server; the SDK's default otherwise
+    starting_cash: NonNeg | None = None  # shadow book only
+
+
+class CcxtBrokerIn(Strict):
+    kind: Literal["ccxt"]
+    exchange: StrictStr = Field(pattern=r"^[a-z0-9_]{2,40}$")
+    api_key: SecretStr
+    secret: SecretStr
+    password: SecretStr | None = None
+    sandbox: StrictBool = False
+    base_url: StrictStr | None = None
+    starting_cash: NonNeg | None = None  # shadow book only
+
+
+_BROKERS: dict[str, type[Strict]] = {
+    "paper": PaperBrokerIn, "alpaca": AlpacaBrokerIn, "ccxt": CcxtBrokerIn,
+}
+_SECRET_FIELDS = ("key_id", "secret_key", "api_key", "secret", "password")
+
+
+class MirroringIn(Strict):
+    mode: Literal["proportional", "capped", "shadow"] | None = None
+    multiplier: Pos = ONE
+    cap_usd: NonNeg | None = None
+    max_order_notional: Pos | None = None
+    max_position_pct: Fraction | None = None
+
+
+class PacketIn(Strict):
+    packet_version: StrictInt
+    account_id: StrictStr = Field(pattern=ID_PATTERN)
+    role: Literal["manager", "follower"]
+    vault_id: StrictStr = Field(pattern=ID_PATTERN)
+    broker: dict[str, Any]
+    persona_prefs: list[StrictStr] | None = None
+    mirroring: MirroringIn | None = None
+    fee_agreement: FeeIn | None = None
+    accepted_at: Timestamp | None = None
+
+
+class Packet:
+    """A validated packet. ``broker`` is the typed broker section (secrets inside)."""
+
+    def __init__(self, raw: PacketIn, broker: Strict, warnings: list[str]) -> None:
+        self.raw = raw
+        self.broker = broker
+        self.warnings = warnings
+
+    @property
+    def account_id(self) -> str:
+        return self.raw.account_id
+
+    @property
+    def kind(self) -> str:
+        return str(self.broker.model_dump()["kind"])
+
+    def secrets(self) -> dict[str, str]:
+        out = {}
+        for name in _SECRET_FIELDS:
+            value = getattr(self.broker, name, None)
+            if value is not None:
+                out[name] = value.get_secret_value()
+        return out
+
+    def public_broker(self) -> dict[str, Any]:
+        """The broker section without any secret (what the database may keep)."""
+        data = self.broker.model_dump(exclude=set(_SECRET_FIELDS), exclude_none=True)
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in data.items()}
+
+
+def parse_packet(data: Any, source: str) -> Packet:
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object (the API packet)", source=source)
+    raw = validate(PacketIn, data, source)
+    if raw.packet_version != 1:
+        raise InputError(f"unsupported packet_version {raw.packet_version} (this build reads 1)",
+                         source=source, field="packet_version")
+    kind = raw.broker.get("kind")
+    model = _BROKERS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InputError(f"unknown broker kind {kind!r} (expected one of "
+                         f"{', '.join(_BROKERS)})", source=source, field="broker.kind")
+    broker = validate(model, raw.broker, source, ("broker",))
+    warnings: list[str] = []
+    if raw.role == "manager":
+        if raw.fee_agreement is not None:
+            raise InputError("a manager account carries no fee agreement", source=source,
+                             field="fee_agreement")
+        if raw.mirroring is not None:
+            warnings.append(f"{source}: mirroring is ignored for a manager account "
+                            "(it trades the vault's allocation itself)")
+        if raw.persona_prefs is not None:
+            warnings.append(f"{source}: persona_prefs is ignored for a manager account "
+                            "(the master uses every persona)")
+    elif raw.mirroring is not None and raw.mirroring.mode not in (None, "capped"):
+        for name in ("cap_usd", "max_order_notional", "max_position_pct"):
+            if getattr(raw.mirroring, name) is not None:
+                warnings.append(f"{source}: mirroring.{name} only applies in mode capped; "
+                                f"it is ignored in mode {raw.mirroring.mode}")
+    return Packet(raw, broker, warnings)
+
+
+def load_packet(path: str) -> Packet:
+    return parse_packet(load_json(path), path)

@@ -1,0 +1,197 @@
+"""vault.json: the source's vault registry format plus the optional keys of SPEC §3."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, StrictBool, StrictStr, field_validator, model_validator
+
+from vanta_box.core.canonical import plain
+from vanta_box.core.errors import InputError
+from vanta_box.core.models import (
+    FeeTerms,
+    PaperTerms,
+    Rebalance,
+    Risk,
+    Vault,
+    VaultMirroring,
+)
+from vanta_box.core.money import ONE, ZERO
+from vanta_box.inputs.common import (
+    ID_PATTERN,
+    Fraction,
+    NonNeg,
+    Strict,
+    load_json,
+    validate,
+)
+
+
+class FeeIn(Strict):
+    type: Literal["performance", "flat", "performance_or_flat"]
+    perf_share: Fraction = ZERO
+    flat_usd: NonNeg = ZERO
+
+    def to_model(self) -> FeeTerms:
+        return FeeTerms(self.type, self.perf_share, self.flat_usd)
+
+
+class RiskIn(Strict):
+    max_drawdown: Fraction | None = None
+    max_single_pos_pct: Fraction = ONE
+    cash_buffer: Fraction = ZERO
+    allow_short: StrictBool = False
+    on_drawdown: Literal["halt", "liquidate"] = "halt"
+
+
+class RebalanceIn(Strict):
+    drift_band: NonNeg = ZERO
+    min_order_notional: NonNeg = ONE
+
+
+class VaultMirroringIn(Strict):
+    mode: Literal["proportional", "capped", "shadow"] = "proportional"
+    min_account_equity: NonNeg = ZERO
+    fee: FeeIn | None = None
+
+
+class PaperIn(Strict):
+    slippage_bps: NonNeg = ZERO
+    commission_bps: NonNeg = ZERO
+
+    @field_validator("slippage_bps", "commission_bps")
+    @classmethod
+    def _below_100_percent(cls, value: Any) -> Any:
+        if value >= 10000:
+            raise ValueError("must be below 10000 basis points")
+        return value
+
+
+class VaultIn(Strict):
+    vault_id: StrictStr = Field(pattern=ID_PATTERN)
+    label: StrictStr | None = None
+    base_currency: StrictStr = Field(default="USD", pattern=r"^[A-Z]{3,5}$")
+    crypto_enabled: StrictBool = True
+    fiat_enabled: StrictBool = True
+    personas: list[StrictStr] = Field(default_factory=list)
+    risk: RiskIn = RiskIn()
+    rebalance: RebalanceIn = RebalanceIn()
+    mirroring: VaultMirroringIn = VaultMirroringIn()
+    paper: PaperIn = PaperIn()
+
+    @field_validator("personas")
+    @classmethod
+    def _personas(cls, value: list[str]) -> list[str]:
+        import re
+
+        for persona in value:
+            if not re.fullmatch(ID_PATTERN, persona):
+                raise ValueError(f"invalid persona name {persona!r}")
+        if len(set(value)) != len(value):
+            raise ValueError("personas must not repeat")
+        return value
+
+    def to_model(self) -> Vault:
+        r = self.risk
+        return Vault(
+            vault_id=self.vault_id,
+            label=self.label or self.vault_id,
+            base_currency=self.base_currency,
+            crypto_enabled=self.crypto_enabled,
+            fiat_enabled=self.fiat_enabled,
+            personas=tuple(self.personas),
+            risk=Risk(r.max_drawdown, r.max_single_pos_pct, r.cash_buffer, r.allow_short,
+                      r.on_drawdown),
+            rebalance=Rebalance(self.rebalance.drift_band, self.rebalance.min_order_notional),
+            mirroring=VaultMirroring(
+                self.mirroring.mode,
+                self.mirroring.min_account_equity,
+                self.mirroring.fee.to_model() if self.mirroring.fee else None,
+            ),
+            paper=PaperTerms(self.paper.slippage_bps, self.paper.commission_bps),
+        )
+
+
+class VaultFileIn(Strict):
+    vaults: list[VaultIn] = Field(min_length=1)
+    as_of: Any = None  # present in the file `vanta emit` writes; ignored on import
+
+    @model_validator(mode="after")
+    def _unique(self) -> VaultFileIn:
+        seen: set[str] = set()
+        for vault in self.vaults:
+            if vault.vault_id in seen:
+                raise ValueError(f"vault_id {vault.vault_id!r} appears twice")
+            seen.add(vault.vault_id)
+        return self
+
+
+def _merge(defaults: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
+    out = dict(defaults)
+    for key, item in value.items():
+        if isinstance(item, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], item)
+        else:
+            out[key] = item
+    return out
+
+
+def parse_vault_file(data: Any, source: str) -> list[Vault]:
+    """Validate a vault registry. A top-level ``defaults`` object is merged under each
+    vault (the vault's own keys win)."""
+    if not isinstance(data, dict):
+        raise InputError('expected an object {"vaults": [...]}', source=source)
+    data = dict(data)
+    defaults = data.pop("defaults", None)
+    if defaults is not None:
+        if not isinstance(defaults, dict):
+            raise InputError("must be an object", source=source, field="defaults")
+        raw = data.get("vaults")
+        if isinstance(raw, list):
+            data["vaults"] = [_merge(defaults, v) if isinstance(v, dict) else v for v in raw]
+    parsed = validate(VaultFileIn, data, source)
+    return [v.to_model() for v in parsed.vaults]
+
+
+def load_vault_file(path: str) -> list[Vault]:
+    return parse_vault_file(load_json(path), path)
+
+
+def vault_to_dict(vault: Vault) -> dict[str, Any]:
+    """The import format with every default written out (re-importable as is)."""
+    fee = vault.mirroring.fee
+    out: dict[str, Any] = plain({
+        "vault_id": vault.vault_id,
+        "label": vault.label,
+        "base_currency": vault.base_currency,
+        "crypto_enabled": vault.crypto_enabled,
+        "fiat_enabled": vault.fiat_enabled,
+        "personas": list(vault.personas),
+        "risk": {
+            "max_drawdown": vault.risk.max_drawdown,
+            "max_single_pos_pct": vault.risk.max_single_pos_pct,
+            "cash_buffer": vault.risk.cash_buffer,
+            "allow_short": vault.risk.allow_short,
+            "on_drawdown": vault.risk.on_drawdown,
+        },
+        "rebalance": {
+            "drift_band": vault.rebalance.drift_band,
+            "min_order_notional": vault.rebalance.min_order_notional,
+        },
+        "mirroring": {
+            "mode": vault.mirroring.mode,
+            "min_account_equity": vault.mirroring.min_account_equity,
+            "fee": None if fee is None else {
+                "type": fee.type, "perf_share": fee.perf_share, "flat_usd": fee.flat_usd,
+            },
+        },
+        "paper": {
+            "slippage_bps": vault.paper.slippage_bps,
+            "commission_bps": vault.paper.commission_bps,
+        },
+    })
+    return out
+
+
+def vault_from_dict(data: dict[str, Any]) -> Vault:
+    return validate(VaultIn, data, "vault registry").to_model()

@@ -1,0 +1,1 @@
+"""Outputs: the JSON state files in memory/ and the HTML reports."""

@@ -1,0 +1,159 @@
+"""The state documents of SPEC §3, built from the projections at a moment ``as_of``.
+
+Pure reads: the same database and the same ``as_of`` give the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from vanta_box.core.money import ZERO, fmt
+from vanta_box.core.timeutil import fmt_ts
+from vanta_box.inputs.vaults import vault_from_dict, vault_to_dict
+from vanta_box.service.books import Book, load_books
+from vanta_box.store import journal, repo
+from vanta_box.store.db import Connection
+
+TRADE_KINDS = ("intent", "order", "child_order", "submitted", "fill", "reject", "cancel", "skip")
+
+
+def vault_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    return {"as_of": fmt_ts(as_of), "vaults": [
+        vault_to_dict(vault_from_dict(v.config)) for v in repo.vault_rows(conn)]}
+
+
+def overlay_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    items = []
+    for o in repo.overlays(conn):
+        if not o.in_force(as_of):
+            continue
+        item: dict[str, Any] = {"vault_id": o.vault_id, "kind": o.kind,
+                                "set_at": fmt_ts(o.set_at), "expires_at": fmt_ts(o.expires_at)}
+        if o.kind == "boost":
+            item["persona"] = o.persona
+            item["factor"] = fmt(o.factor)
+        items.append(item)
+    return {"as_of": fmt_ts(as_of), "overlays": items}
+
+
+def allocation_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    vaults = []
+    for v in repo.vault_rows(conn):
+        row = conn.execute(
+            "SELECT cycle_id FROM cycles WHERE vault_id = ? AND at <= ? ORDER BY at DESC LIMIT 1",
+            (v.vault_id, as_of)).fetchone()
+        personas = sorted(v.config.get("personas", []))
+        entry: dict[str, Any] = {"vault_id": v.vault_id, "cycle_id": None, "status": v.status,
+                                 "weights": {}, "cash_weight": "1", "personas": personas,
+                                 "persona_allocations": []}
+        if row:
+            cycle = repo.cycle(conn, row[0])
+            assert cycle is not None
+            entry["cycle_id"] = cycle.cycle_id
+            entry["status"] = cycle.vault_status
+            entry["signal_as_of"] = (fmt_ts(cycle.signal_as_of)
+                                     if cycle.signal_as_of is not None else None)
+            for p, weights, cash in repo.allocations(conn, cycle.cycle_id):
+                if sorted(p) == personas:
+                    entry["weights"], entry["cash_weight"] = weights, cash
+                else:
+                    entry["persona_allocations"].append(
+                        {"personas": p, "weights": weights, "cash_weight": cash})
+        vaults.append(entry)
+    return {"as_of": fmt_ts(as_of), "vaults": vaults}
+
+
+def _books(conn: Connection) -> tuple[list[repo.AccountRow], dict[str, Book]]:
+    accounts = repo.accounts(conn)
+    return accounts, load_books(conn, accounts)
+
+
+def position_lines(book: Book, marks: dict[str, Decimal]) -> list[dict[str, str]]:
+    lines = []
+    for symbol in book.symbols():
+        p = book.position(symbol)
+        if p.qty == 0:
+            continue
+        mark = book.mark_of(symbol, marks)
+        lines.append({"symbol": symbol, "qty": fmt(p.qty), "avg_cost": fmt(p.avg_cost()),
+                      "mark": fmt(mark), "market_value": fmt(p.qty * mark),
+                      "unrealized_pnl": fmt(p.unrealized(mark)), "cost_basis": fmt(p.cost_basis)})
+    return lines
+
+
+def portfolio_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    accounts, books = _books(conn)
+    symbols = {s for b in books.values() for s in b.symbols()}
+    marks = repo.marks_at(conn, as_of, symbols)
+    out = []
+    for a in accounts:
+        book = books[a.account_id]
+        out.append({
+            "account_id": a.account_id, "vault_id": a.vault_id, "role": a.role,
+            "mode": a.mode, "status": a.status, "broker": a.broker_kind,
+            "cash": fmt(book.cash), "equity": fmt(book.equity(marks)),
+            "positions": position_lines(book, marks)})
+    return {"as_of": fmt_ts(as_of), "accounts": out}
+
+
+def fees_billed(conn: Connection) -> dict[str, Decimal]:
+    """Net fees billed per account (entries minus reversals); empty before issue 4 tables."""
+    totals: dict[str, Decimal] = {}
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fee_entries'").fetchone()
+    if not exists:
+        return totals
+    for account_id, fee_due in conn.execute("SELECT account_id, fee_due FROM fee_entries"):
+        totals[account_id] = totals.get(account_id, ZERO) + Decimal(fee_due)
+    return totals
+
+
+def pnl_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    accounts, books = _books(conn)
+    symbols = {s for b in books.values() for s in b.symbols()}
+    marks = repo.marks_at(conn, as_of, symbols)
+    billed = fees_billed(conn)
+    rows = []
+    for a in accounts:
+        book = books[a.account_id]
+        unrealized = sum((book.position(s).unrealized(book.mark_of(s, marks))
+                          for s in book.symbols()), ZERO)
+        rows.append({"account_id": a.account_id, "vault_id": a.vault_id, "mode": a.mode,
+                     "realized_pnl": fmt(book.realized), "unrealized_pnl": fmt(unrealized),
+                     "commissions": fmt(book.commissions),
+                     "fees_billed": fmt(billed.get(a.account_id, ZERO)),
+                     "equity": fmt(book.equity(marks))})
+    vaults = []
+    for v in repo.vault_rows(conn):
+        master = next((a for a in accounts if a.vault_id == v.vault_id and a.role == "manager"),
+                      None)
+        nav = books[master.account_id].equity(marks) if master else None
+        peak = v.peak_nav
+        drawdown = None
+        if nav is not None and peak is not None and peak > 0:
+            drawdown = max(ZERO, (peak - nav) / peak)
+        vaults.append({"vault_id": v.vault_id, "status": v.status,
+                       "nav": None if nav is None else fmt(nav),
+                       "peak_nav": None if peak is None else fmt(peak),
+                       "drawdown": None if drawdown is None else fmt(drawdown),
+                       "last_cycle_nav": None if v.last_nav is None else fmt(v.last_nav)})
+    return {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)), "accounts": rows,
+            "vaults": vaults}
+
+
+def queue_doc(conn: Connection, as_of: int) -> dict[str, Any]:
+    return {"as_of": fmt_ts(as_of), "orders": [
+        {"order_id": o.order_id, "client_order_id": o.client_order_id,
+         "account_id": o.account_id, "parent_id": o.parent_id, "cycle_id": o.cycle_id,
+         "kind": o.kind, "symbol": o.symbol, "side": o.side, "qty": fmt(o.qty),
+         "status": o.status} for o in repo.staged_orders(conn)]}
+
+
+def trade_line(event: journal.Event) -> dict[str, Any]:
+    payload = json.loads(event.payload_json)
+    line = {**payload, "seq": event.seq, "ts": event.ts, "kind": event.kind}
+    line.setdefault("account_id", None)
+    line.setdefault("order_id", payload.get("intent_id"))
+    return line

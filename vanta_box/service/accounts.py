@@ -1,0 +1,183 @@
+"""Onboarding (API packets) and follower management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vanta_box.core.canonical import dumps, plain
+from vanta_box.core.errors import InputError, Refused
+from vanta_box.core.money import ZERO, D, fmt
+from vanta_box.core.timeutil import fmt_ts, parse_ts
+from vanta_box.inputs.packets import Packet, load_packet
+from vanta_box.keystore import Keystore, fingerprint
+from vanta_box.service.engine import Command, Engine, handles
+from vanta_box.service.setup import load_vault
+from vanta_box.store import repo
+
+
+def onboard_command(
+    eng: Engine, path: str, at: int | None, now: int, keystore: Keystore | None
+) -> tuple[Command, Packet]:
+    """Validate a packet against the registry; store its secrets in the keystore.
+
+    The onboarding time is ``--at``, else the packet's ``accepted_at``, else now.
+    """
+    packet = load_packet(path)
+    raw = packet.raw
+    try:
+        _row, vault = load_vault(eng, raw.vault_id)
+    except InputError as exc:
+        raise InputError(str(exc), source=path, field="vault_id") from None
+    if repo.account(eng.conn, raw.account_id) is not None:
+        raise InputError(f"account {raw.account_id!r} is already onboarded", source=path,
+                         field="account_id")
+    if raw.role == "manager":
+        existing = [a for a in repo.accounts(eng.conn, vault.vault_id) if a.role == "manager"]
+        if existing:
+            raise InputError(f"vault {vault.vault_id} already has a manager account "
+                             f"({existing[0].account_id})", source=path, field="role")
+        personas = list(vault.personas)
+        mode = "master"
+        mirroring: dict[str, Any] = {}
+        fee = None
+    else:
+        prefs = raw.persona_prefs if raw.persona_prefs is not None else list(vault.personas)
+        for i, persona in enumerate(prefs):
+            if persona not in vault.personas:
+                raise InputError(f"persona {persona!r} is not one of {vault.vault_id}'s "
+                                 f"personas {list(vault.personas)}", source=path,
+                                 field=f"persona_prefs[{i}]")
+        if len(set(prefs)) != len(prefs):
+            raise InputError("personas must not repeat", source=path, field="persona_prefs")
+        personas = sorted(prefs)
+        m = raw.mirroring
+        mode = (m.mode if m and m.mode else None) or vault.mirroring.mode
+        mirroring = plain({
+            "mode": mode,
+            "multiplier": m.multiplier if m else D(1),
+            "cap_usd": m.cap_usd if m else None,
+            "max_order_notional": m.max_order_notional if m else None,
+            "max_position_pct": m.max_position_pct if m else None,
+        })
+        if raw.fee_agreement is not None:
+            terms = raw.fee_agreement
+            fee = plain({"type": terms.type, "perf_share": terms.perf_share,
+                         "flat_usd": terms.flat_usd})
+        elif vault.mirroring.fee is not None:
+            vf = vault.mirroring.fee
+            fee = plain({"type": vf.type, "perf_share": vf.perf_share, "flat_usd": vf.flat_usd})
+        else:
+            raise InputError("a follower needs a fee agreement (the vault defines no default "
+                             "mirroring.fee)", source=path, field="fee_agreement")
+    public = packet.public_broker()
+    if packet.kind == "paper":
+        starting_cash = D(public["starting_cash"])
+    elif mode == "shadow":
+        if "starting_cash" not in public:
+            raise InputError("a shadow follower on a real broker needs broker.starting_cash "
+                             "for its shadow book", source=path, field="broker.starting_cash")
+        starting_cash = D(public["starting_cash"])
+    else:
+        starting_cash = ZERO
+    key_ref = key_fingerprint = None
+    secrets = packet.secrets()
+    if secrets:
+        if keystore is None:
+            raise InputError("no keystore available for broker secrets", source=path)
+        key_fingerprint = fingerprint(secrets)
+        key_ref = keystore.put(raw.account_id, secrets)
+    onboarded_at = at if at is not None else (raw.accepted_at or now)
+    payload = {
+        "account_id": raw.account_id,
+        "vault_id": vault.vault_id,
+        "role": raw.role,
+        "mode": mode,
+        "broker": public,
+        "key_ref": key_ref,
+        "key_fingerprint": key_fingerprint,
+        "persona_prefs": personas,
+        "mirroring": mirroring,
+        "fee_agreement": fee,
+        "accepted_at": fmt_ts(raw.accepted_at) if raw.accepted_at is not None else None,
+        "starting_cash": fmt(starting_cash),
+    }
+    return Command.make("account.onboard", onboarded_at, payload), packet
+
+
+@handles("account.onboard")
+def _onboard(eng: Engine, cmd: Command) -> dict[str, Any]:
+    p = cmd.payload
+    if repo.account(eng.conn, p["account_id"]) is not None:
+        raise InputError(f"account {p['account_id']!r} is already onboarded")
+    if repo.vault_row(eng.conn, p["vault_id"]) is None:
+        raise InputError(f"unknown vault {p['vault_id']!r}")
+    with eng.tx():
+        repo.insert_account(eng.conn, {
+            "account_id": p["account_id"],
+            "vault_id": p["vault_id"],
+            "role": p["role"],
+            "mode": p["mode"],
+            "broker_kind": p["broker"]["kind"],
+            "broker_config": dumps(p["broker"]),
+            "key_ref": p["key_ref"],
+            "key_fingerprint": p["key_fingerprint"],
+            "persona_prefs": dumps(p["persona_prefs"]),
+            "mirroring": dumps(p["mirroring"]),
+            "fee_agreement": None if p["fee_agreement"] is None else dumps(p["fee_agreement"]),
+            "status": "active",
+            "onboarded_at": cmd.ts,
+            "removed_at": None,
+            "starting_cash": p["starting_cash"],
+            "cash": p["starting_cash"],
+            "realized_pnl": "0",
+            "commissions": "0",
+        })
+    return {"account_id": p["account_id"], "onboarded_at": cmd.ts}
+
+
+_TRANSITIONS = {
+    "follower.pause": ({"active"}, "paused"),
+    "follower.resume": ({"paused"}, "active"),
+    "follower.remove": ({"active", "paused"}, "removed"),
+}
+
+
+def follower_command(eng: Engine, action: str, account_id: str, at: int) -> Command:
+    kind = f"follower.{action}"
+    _check_transition(eng, kind, account_id)
+    return Command.make(kind, at, {"account_id": account_id})
+
+
+def _check_transition(eng: Engine, kind: str, account_id: str) -> repo.AccountRow:
+    acct = repo.account(eng.conn, account_id)
+    if acct is None:
+        raise InputError(f"unknown account {account_id!r}")
+    if acct.role != "follower":
+        raise InputError(f"{account_id} is the manager account of {acct.vault_id}, "
+                         "not a follower")
+    allowed, _target = _TRANSITIONS[kind]
+    if acct.status not in allowed:
+        raise Refused(f"follower {account_id} is {acct.status}: cannot "
+                      f"{kind.split('.')[1]} it")
+    return acct
+
+
+def _transition(eng: Engine, cmd: Command) -> dict[str, Any]:
+    acct = _check_transition(eng, cmd.kind, cmd.payload["account_id"])
+    target = _TRANSITIONS[cmd.kind][1]
+    with eng.tx():
+        repo.set_account_status(eng.conn, acct.account_id, target,
+                                cmd.ts if target == "removed" else None)
+    return {"account_id": acct.account_id, "status": target}
+
+
+for _kind in _TRANSITIONS:
+    handles(_kind)(_transition)
+
+
+def onboarded_at_text(acct: repo.AccountRow) -> str:
+    return fmt_ts(acct.onboarded_at)
+
+
+def parse_time(text: str) -> int:
+    return parse_ts(text)

@@ -1,0 +1,363 @@
+"""One cycle of one vault (SPEC §2, §4): marks, NAV and the drawdown guard, allocation per
+persona set, the rebalance diff of the master and every follower, staged orders; then
+execution (``service.execute``) unless ``--stage-only``.
+
+Steps and their transactions:
+  1. staging: command event, overlay expiry, superseded orders cancelled, NAV, allocations,
+     intents, orders and child orders (shadow books are updated here: nothing is sent);
+  2. execution in batches (each its own transaction; a crash loses at most the batch in
+     flight, and client_order_ids make the retry safe);
+  3. the ``cycle.done`` event.
+A cycle run again at the same time resumes an interrupted cycle and refuses a finished one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from vanta_box.core import ids
+from vanta_box.core.errors import InputError, Refused
+from vanta_box.core.models import Instrument, OrderPlan, Skip, Vault, Weight
+from vanta_box.core.money import ONE, ZERO, fmt
+from vanta_box.core.timeutil import fmt_ts
+from vanta_box.domain.allocation import Allocation, allocate
+from vanta_box.domain.rebalance import Sizing, diff
+from vanta_box.service.books import Book, load_books
+from vanta_box.service.engine import Command, Engine, handles
+from vanta_box.service.execute import execute_orders, fill_payload, shadow_fill
+from vanta_box.service.setup import expire_overlays, load_vault
+from vanta_box.store import repo
+
+
+@dataclass
+class CycleReport:
+    cycle_id: str
+    vault_id: str
+    status: str = "done"
+    vault_status: str = "active"
+    nav: Decimal | None = None
+    orders: int = 0
+    child_orders: int = 0
+    skips: int = 0
+    fills: int = 0
+    rejects: int = 0
+    resumed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def cycle_command(eng: Engine, vault_id: str | None, at: int, stage_only: bool) -> Command:
+    if vault_id is not None:
+        load_vault(eng, vault_id)
+    elif not repo.vault_rows(eng.conn):
+        raise InputError("no vaults yet: import one with `vanta vault import FILE`")
+    return Command.make("cycle.run", at, {"vault_id": vault_id, "stage_only": stage_only})
+
+
+@handles("cycle.run")
+def _cycle_run(eng: Engine, cmd: Command) -> list[CycleReport]:
+    vault_id = cmd.payload["vault_id"]
+    vault_ids = [vault_id] if vault_id else [v.vault_id for v in repo.vault_rows(eng.conn)]
+    reports: list[CycleReport] = []
+    refusals: list[str] = []
+    for vid in vault_ids:
+        try:
+            reports.append(run_cycle(eng, vid, cmd.ts, bool(cmd.payload["stage_only"])))
+        except Refused as exc:
+            refusals.append(str(exc))
+    if not reports:
+        raise Refused("; ".join(refusals))
+    for note in refusals:
+        reports[0].notes.append(note)
+    return reports
+
+
+def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool) -> CycleReport:
+    row, vault = load_vault(eng, vault_id)
+    cid = ids.cycle_id(vault_id, at)
+    existing = repo.cycle(eng.conn, cid)
+    if existing is not None:
+        if existing.status == "done":
+            raise Refused(f"cycle {cid} already ran: nothing to do")
+        if stage_only:
+            raise Refused(f"cycle {cid} is already staged: execute it with `vanta queue execute`")
+        report = CycleReport(cid, vault_id, vault_status=existing.vault_status, resumed=True)
+        _execute_and_finish(eng, vault, cid, at, report)
+        return report
+    if row.last_cycle_at is not None and at <= row.last_cycle_at:
+        raise Refused(f"cycle time {fmt_ts(at)} is not after {vault_id}'s last cycle "
+                      f"({fmt_ts(row.last_cycle_at)}): cycles move forward in time")
+    report = CycleReport(cid, vault_id)
+    with eng.tx():
+        pending = stage(eng, row, vault, cid, at, stage_only, report)
+        if not pending:
+            _finish(eng, cid, at, report)
+    if pending and not stage_only:
+        _execute_and_finish(eng, vault, cid, at, report)
+    elif pending:
+        report.status = "staged"
+    return report
+
+
+def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int,
+                        report: CycleReport) -> None:
+    orders = repo.staged_orders(eng.conn, cycle_id=cid)
+    result = execute_orders(eng, orders, at)
+    report.fills += result.fills
+    report.rejects += result.rejects
+    with eng.tx():
+        _finish(eng, cid, at, report)
+
+
+def _finish(eng: Engine, cid: str, at: int, report: CycleReport) -> None:
+    eng.record(at, "cycle.done", {"cycle_id": cid, "vault_id": report.vault_id,
+                                   "vault_status": report.vault_status})
+    repo.set_cycle_status(eng.conn, cid, "done")
+    report.status = "done"
+
+
+def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
+    """Cancel orders a previous (stage-only) cycle left staged: a new cycle re-plans."""
+    stale = repo.staged_orders(eng.conn, vault_id=vault_id)
+    updates = []
+    for o in stale:
+        eng.record(at, "cancel", {"order_id": o.order_id, "client_order_id": o.client_order_id,
+                                  "account_id": o.account_id, "symbol": o.symbol,
+                                  "reason": "superseded", "by": by})
+        updates.append(("cancelled", "0", f"superseded by {by}", o.order_id))
+    repo.update_orders(eng.conn, updates)
+    for cycle_id in sorted({o.cycle_id for o in stale}):
+        eng.record(at, "cycle.done", {"cycle_id": cycle_id, "vault_id": vault_id,
+                                      "superseded_by": by})
+        repo.set_cycle_status(eng.conn, cycle_id, "done")
+    return len(stale)
+
+
+@dataclass
+class _Planned:
+    account: repo.AccountRow
+    book: Book
+    plans: list[OrderPlan]
+    skips: list[Skip]
+
+
+def sizing_equity(equity: Decimal, mirroring: dict[str, Any]) -> Decimal:
+    """S_f: proportional and shadow E*multiplier; capped min(E*multiplier, cap_usd)."""
+    sized = equity * Decimal(mirroring.get("multiplier") or "1")
+    cap = mirroring.get("cap_usd")
+    if mirroring.get("mode") == "capped" and cap is not None:
+        sized = min(sized, Decimal(cap))
+    return sized
+
+
+def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stage_only: bool,
+          report: CycleReport) -> int:
+    """Record the cycle's decisions; returns how many orders wait for execution."""
+    conn = eng.conn
+    expire_overlays(eng, at, vault.vault_id)
+    supersede_staged(eng, vault.vault_id, at, cid)
+    accounts = [a for a in repo.accounts(conn, vault.vault_id) if a.status != "removed"]
+    books = load_books(conn, accounts)
+    instruments = repo.instruments(conn)
+    overlays = repo.overlays(conn, vault.vault_id)
+    signals = repo.latest_signals(conn, vault.vault_id, at)
+    wanted = {s.symbol for s in signals[1]} if signals else set()
+    for book in books.values():
+        wanted.update(book.symbols())
+    marks = repo.marks_at(conn, at, wanted)
+
+    # NAV and the drawdown guard, at the start of the cycle, at this cycle's marks.
+    status, nav, peak = row.status, None, row.peak_nav
+    master = next((a for a in accounts if a.role == "manager"), None)
+    if master is not None:
+        nav = books[master.account_id].equity(marks)
+        peak = nav if peak is None or nav > peak else peak
+        drawdown = (peak - nav) / peak if peak > 0 else ZERO
+        eng.record(at, "nav", {"cycle_id": cid, "vault_id": vault.vault_id,
+                               "account_id": master.account_id, "nav": fmt(nav),
+                               "peak_nav": fmt(peak), "drawdown": fmt(drawdown)})
+        limit = vault.risk.max_drawdown
+        if status == "active" and limit is not None and nav < (ONE - limit) * peak:
+            status = "halted"
+            eng.record(at, "vault.halted", {
+                "cycle_id": cid, "vault_id": vault.vault_id, "nav": fmt(nav),
+                "peak_nav": fmt(peak), "threshold": fmt((ONE - limit) * peak),
+                "max_drawdown": fmt(limit), "on_drawdown": vault.risk.on_drawdown})
+    halted = status == "halted"
+    liquidate = halted and vault.risk.on_drawdown == "liquidate"
+    maintenance = any(o.kind == "maintenance" and o.in_force(at) for o in overlays)
+    report.nav = nav
+    report.vault_status = ("maintenance" if maintenance else
+                           "no_signals" if signals is None and not liquidate else status)
+    repo.insert_cycle(conn, repo.CycleRow(
+        cid, vault.vault_id, at, "staged", stage_only, report.vault_status, nav, peak,
+        signals[0] if signals else None))
+
+    allocations: dict[tuple[str, ...], Allocation] = {}
+
+    def allocation_for(personas: tuple[str, ...]) -> Allocation:
+        key = tuple(sorted(personas))
+        if key not in allocations:
+            alloc = (allocate(vault, signals[1], key, overlays, instruments, at) if signals
+                     else Allocation(key, {}))
+            allocations[key] = alloc
+            weights = {s: fmt(w.value()) for s, w in alloc.weights.items()}
+            cash = fmt(alloc.cash_weight())
+            eng.record(at, "allocation", {
+                "cycle_id": cid, "vault_id": vault.vault_id, "personas": list(key),
+                "weights": weights, "cash_weight": cash,
+                "signal_as_of": fmt_ts(signals[0]) if signals else None})
+            repo.put_allocation(conn, cid, key, weights, cash)
+        return allocations[key]
+
+    master_alloc = allocation_for(vault.personas)
+    planned: list[_Planned] = []
+    if maintenance:
+        eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                "account_id": None, "reason": "maintenance"})
+        report.skips += 1
+    elif signals is None and not liquidate:
+        eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                "account_id": None, "reason": "no_signals"})
+        report.skips += 1
+    else:
+        for acct in accounts:
+            result = _plan_account(eng, vault, acct, books[acct.account_id], marks, instruments,
+                                   at, cid, halted, liquidate, master_alloc, allocation_for)
+            if result is None:
+                report.skips += 1
+            else:
+                planned.append(result)
+
+    pending = _record_orders(eng, vault, cid, at, planned, master_alloc, master, marks,
+                             instruments, report)
+    repo.set_vault_state(conn, vault.vault_id, status=status, peak_nav=peak, last_nav=nav,
+                         last_cycle_at=at)
+    _save_books(eng, books)
+    return pending
+
+
+def _plan_account(
+    eng: Engine, vault: Vault, acct: repo.AccountRow, book: Book, marks: dict[str, Decimal],
+    instruments: dict[str, Instrument], at: int, cid: str, halted: bool, liquidate: bool,
+    master_alloc: Allocation, allocation_for: Any,
+) -> _Planned | None:
+    equity = book.equity(marks)
+    rb = vault.rebalance
+    if acct.role == "manager":
+        weights: dict[str, Weight] = {} if liquidate else master_alloc.weights
+        sizing = Sizing(equity, rb.min_order_notional, rb.drift_band, None, not halted)
+    else:
+        reason = ("paused" if acct.status == "paused" else
+                  "not_onboarded" if acct.onboarded_at > at else
+                  "below_min_equity" if equity < vault.mirroring.min_account_equity else None)
+        if reason is not None:
+            eng.record(at, "skip", {
+                "cycle_id": cid, "vault_id": vault.vault_id, "account_id": acct.account_id,
+                "reason": reason, "equity": fmt(equity),
+                "min_account_equity": fmt(vault.mirroring.min_account_equity)})
+            return None
+        m = acct.mirroring
+        alloc = allocation_for(acct.persona_prefs)
+        capped = m.get("mode") == "capped"
+        if liquidate:
+            alloc = Allocation(alloc.personas, {})
+        elif capped and m.get("max_position_pct") is not None:
+            alloc = alloc.capped(Decimal(m["max_position_pct"]))
+        weights = alloc.weights
+        max_order = m.get("max_order_notional") if capped else None
+        sizing = Sizing(sizing_equity(equity, m), rb.min_order_notional, rb.drift_band,
+                        None if max_order is None else Decimal(max_order), not halted)
+    plans, skips = diff(book.holdings(), weights, marks, instruments, sizing)
+    return _Planned(acct, book, plans, skips)
+
+
+def _record_orders(
+    eng: Engine, vault: Vault, cid: str, at: int, planned: list[_Planned],
+    master_alloc: Allocation, master: repo.AccountRow | None, marks: dict[str, Decimal],
+    instruments: dict[str, Instrument], report: CycleReport,
+) -> int:
+    """Journal intents, orders, child orders and skips; book shadow fills. Returns the
+    number of orders left staged for execution."""
+    symbols = sorted({p.symbol for item in planned for p in item.plans})
+    for symbol in symbols:
+        weight = master_alloc.weights.get(symbol)
+        eng.record(at, "intent", {
+            "intent_id": ids.intent_id(cid, symbol), "cycle_id": cid,
+            "vault_id": vault.vault_id, "symbol": symbol,
+            "account_id": master.account_id if master else None,
+            "weight": fmt(weight.value()) if weight else "0", "mark": fmt(marks[symbol])})
+    rows: list[repo.OrderRow] = []
+    fills: list[tuple[Any, ...]] = []
+    pending = 0
+    for item in planned:
+        acct = item.account
+        for skip in item.skips:
+            eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                    "account_id": acct.account_id, "symbol": skip.symbol,
+                                    "reason": skip.reason, **skip.detail})
+            report.skips += 1
+        kind = "order" if acct.role == "manager" else "child_order"
+        shadow = acct.mode == "shadow"
+        for plan in item.plans:
+            oid = ids.order_id(cid, acct.account_id, plan.symbol)
+            coid = ids.client_order_id(cid, acct.account_id, plan.symbol)
+            payload = {
+                "order_id": oid, "client_order_id": coid, "cycle_id": cid,
+                "parent_id": ids.intent_id(cid, plan.symbol), "vault_id": vault.vault_id,
+                "account_id": acct.account_id, "symbol": plan.symbol, "side": plan.side,
+                "qty": fmt(plan.qty), "mark": fmt(plan.mark), "held": fmt(plan.held),
+                "target": fmt(plan.target), "status": "shadow" if shadow else "staged"}
+            if plan.capped_from is not None:
+                payload["capped_from"] = fmt(plan.capped_from)
+            eng.record(at, kind, payload)
+            if kind == "order":
+                report.orders += 1
+            else:
+                report.child_orders += 1
+            status, filled, reason = ("staged", ZERO, None)
+            if shadow:
+                execution = shadow_fill(item.book, coid, acct.account_id, plan,
+                                        instruments[plan.symbol], vault.risk.allow_short)
+                if execution.rejected:
+                    eng.record(at, "reject", {"order_id": oid, "client_order_id": coid,
+                                              "account_id": acct.account_id,
+                                              "symbol": plan.symbol,
+                                              "reason": execution.reject_reason,
+                                              "note": execution.note, "shadow": True})
+                    status, reason = "rejected", execution.reject_reason
+                    report.rejects += 1
+                else:
+                    realized = item.book.apply(plan.symbol, plan.side, execution.qty,
+                                               execution.price, execution.commission)
+                    payload_fill = fill_payload(oid, coid, acct.account_id, plan.symbol,
+                                                plan.side, execution, realized, shadow=True)
+                    seq = eng.record(at, "fill", payload_fill)
+                    fills.append((oid, oid, acct.account_id, plan.symbol, plan.side,
+                                  fmt(execution.qty), fmt(execution.price),
+                                  fmt(execution.commission), fmt(realized), at, seq, 1))
+                    status, filled = "shadow", execution.qty
+                    report.fills += 1
+            else:
+                pending += 1
+            rows.append(repo.OrderRow(oid, coid, cid, acct.account_id,
+                                      ids.intent_id(cid, plan.symbol), kind, plan.symbol,
+                                      plan.side, plan.qty, status, filled, reason))
+    repo.insert_orders(eng.conn, rows)
+    repo.insert_fills(eng.conn, fills)
+    return pending
+
+
+def _save_books(eng: Engine, books: dict[str, Book]) -> None:
+    upserts, deletes, money = [], [], []
+    for book in books.values():
+        if not book.touched:
+            continue
+        u, d = book.changes()
+        upserts += u
+        deletes += d
+        money.append((fmt(book.cash), fmt(book.realized), fmt(book.commissions),
+                      book.account_id))
+    repo.save_positions(eng.conn, upserts, deletes)
+    repo.save_account_money(eng.conn, money)

@@ -1,0 +1,101 @@
+"""The engine runs commands. A command is an input event; its handler turns it, with the
+current projections, into decision events and projection changes.
+
+The same handler runs live (the CLI built the command from a file or flags) and in replay
+(the command is read back from the journal), which is what makes replay a proof: given the
+same inputs the handlers must write the same journal, byte for byte.
+
+The command event itself is journaled by the first transaction of its handler, so a
+command that is refused before it changes anything leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vanta_box.core.canonical import dumps, loads
+from vanta_box.core.errors import InputError
+from vanta_box.core.models import Vault
+from vanta_box.core.timeutil import fmt_ts
+from vanta_box.execution.broker import Broker
+from vanta_box.store import db
+from vanta_box.store.journal import Journal
+from vanta_box.store.repo import AccountRow
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    kind: str
+    ts: int
+    payload: dict[str, Any]
+
+    @staticmethod
+    def make(kind: str, ts: int, payload: dict[str, Any]) -> Command:
+        """Normalise the payload to exactly what the journal will hold (JSON types only)."""
+        return Command(kind, ts, loads(dumps(payload)))
+
+
+class Venues(Protocol):
+    """Chooses the broker of an account (live venues, or the journal during replay)."""
+
+    def broker_for(self, account: AccountRow, vault: Vault) -> Broker: ...
+
+
+Handler = Callable[["Engine", Command], Any]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(kind: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Engine:
+    conn: db.Connection
+    venues: Venues
+    journal: Journal = field(init=False)
+    progress: Callable[[str], None] = field(default=lambda _msg: None)
+    _command: Command | None = field(default=None, init=False)
+    _recorded: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.journal = Journal(self.conn)
+
+    def run(self, command: Command) -> Any:
+        handler = HANDLERS.get(command.kind)
+        if handler is None:
+            raise InputError(f"unknown command kind {command.kind!r}")
+        self._command, self._recorded = command, False
+        try:
+            return handler(self, command)
+        finally:
+            self._command = None
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One transaction; the pending command event is journaled at its start."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        recorded_before = self._recorded
+        try:
+            if self._command is not None and not self._recorded:
+                cmd = self._command
+                self.journal.append(fmt_ts(cmd.ts), cmd.kind, cmd.payload)
+                self._recorded = True
+            yield
+            self.journal.flush()
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self.journal.reload()
+            self._recorded = recorded_before
+            raise
+        self.conn.execute("COMMIT")
+
+    def record(self, ts: int, kind: str, payload: dict[str, Any]) -> int:
+        return self.journal.append(fmt_ts(ts), kind, payload)

@@ -1,0 +1,174 @@
+"""Execution of staged orders on each account's venue, in batches.
+
+Order: the manager's account first, then followers by id; in each account sells before
+buys. Each batch of accounts is one transaction: the ``submitted`` event is journaled with
+the venue's answer (``fill`` or ``reject``), and books, orders and fills change together.
+If anything raises inside a batch, the batch rolls back and the command stops: running the
+cycle again resubmits the same client_order_ids, which a venue refuses to trade twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from vanta_box.core.models import Execution, Instrument, OrderPlan
+from vanta_box.core.money import ZERO, fmt
+from vanta_box.execution.broker import DuplicateOrder, OrderRequest
+from vanta_box.execution.paper import ShadowVenue
+from vanta_box.inputs.vaults import vault_from_dict
+from vanta_box.service.books import Book, load_books
+from vanta_box.service.engine import Engine
+from vanta_box.store import repo
+
+BATCH_ORDERS = 5000
+
+
+@dataclass
+class ExecutionReport:
+    fills: int = 0
+    rejects: int = 0
+
+
+def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: str,
+                 ex: Execution, realized: Decimal, *, shadow: bool = False) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "fill_id": order_id, "order_id": order_id, "client_order_id": coid,
+        "account_id": account_id, "symbol": symbol, "side": side, "qty": fmt(ex.qty),
+        "price": fmt(ex.price), "commission": fmt(ex.commission),
+        "requested_qty": fmt(ex.requested_qty), "realized_pnl": fmt(realized),
+    }
+    if ex.note:
+        payload["note"] = ex.note
+    if shadow:
+        payload["shadow"] = True
+    return payload
+
+
+def execution_from_payload(kind: str, payload: dict[str, Any]) -> Execution:
+    """Rebuild a venue's answer from its journal event (replay)."""
+    if kind == "reject":
+        return Execution(ZERO, ZERO, ZERO, Decimal(payload["requested_qty"]),
+                         reject_reason=payload["reason"], note=payload.get("note"))
+    return Execution(Decimal(payload["qty"]), Decimal(payload["price"]),
+                     Decimal(payload["commission"]), Decimal(payload["requested_qty"]),
+                     note=payload.get("note"))
+
+
+def shadow_fill(book: Book, coid: str, account_id: str, plan: OrderPlan,
+                instrument: Instrument, allow_short: bool) -> Execution:
+    request = OrderRequest(coid, account_id, plan.symbol, plan.side, plan.qty, plan.mark,
+                           instrument.lot_step)
+    return ShadowVenue(allow_short).submit(request, book)
+
+
+def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int) -> ExecutionReport:
+    """Execute staged orders at the marks of ``at``."""
+    report = ExecutionReport()
+    if not orders:
+        return report
+    conn = eng.conn
+    involved = sorted({o.account_id for o in orders})
+    accounts = {a.account_id: a for a in repo.accounts(conn) if a.account_id in set(involved)}
+    books = load_books(conn, list(accounts.values()))
+    instruments = repo.instruments(conn)
+    marks = repo.marks_at(conn, at, {o.symbol for o in orders})
+    vaults = {}
+    for acct in accounts.values():
+        if acct.vault_id not in vaults:
+            row = repo.vault_row(conn, acct.vault_id)
+            assert row is not None
+            vaults[acct.vault_id] = vault_from_dict(row.config)
+    by_account: dict[str, list[repo.OrderRow]] = {}
+    for o in orders:
+        by_account.setdefault(o.account_id, []).append(o)
+    sequence = sorted(by_account, key=lambda a: (accounts[a].vault_id,
+                                                  accounts[a].role != "manager", a))
+    batch: list[str] = []
+    size = 0
+    for account_id in sequence:
+        batch.append(account_id)
+        size += len(by_account[account_id])
+        if size >= BATCH_ORDERS:
+            _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
+                       report)
+            eng.progress(f"executed orders of {len(batch)} accounts")
+            batch, size = [], 0
+    if batch:
+        _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
+                   report)
+    return report
+
+
+def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.OrderRow]],
+               accounts: dict[str, repo.AccountRow], books: dict[str, Book],
+               vaults: dict[str, Any], instruments: dict[str, Instrument],
+               marks: dict[str, Decimal], at: int, report: ExecutionReport) -> None:
+    updates: list[tuple[str, str, str | None, str]] = []
+    fills: list[tuple[Any, ...]] = []
+    with eng.tx():
+        for account_id in batch:
+            acct = accounts[account_id]
+            vault = vaults[acct.vault_id]
+            book = books[account_id]
+            broker = eng.venues.broker_for(acct, vault)
+            ordered = sorted(by_account[account_id], key=lambda o: (o.side != "sell", o.symbol))
+            for o in ordered:
+                mark = marks.get(o.symbol)
+                if mark is None:
+                    eng.record(at, "reject", {"order_id": o.order_id,
+                                              "client_order_id": o.client_order_id,
+                                              "account_id": account_id, "symbol": o.symbol,
+                                              "reason": "no_mark", "requested_qty": fmt(o.qty)})
+                    updates.append(("rejected", "0", "no_mark", o.order_id))
+                    report.rejects += 1
+                    continue
+                request = OrderRequest(o.client_order_id, account_id, o.symbol,
+                                       o.side,  # type: ignore[arg-type]
+                                       o.qty, mark, instruments[o.symbol].lot_step)
+                eng.record(at, "submitted", {"order_id": o.order_id,
+                                             "client_order_id": o.client_order_id,
+                                             "account_id": account_id, "symbol": o.symbol,
+                                             "side": o.side, "qty": fmt(o.qty),
+                                             "mark": fmt(mark), "venue": broker.kind})
+                try:
+                    ex = broker.submit(request, book)
+                except DuplicateOrder:
+                    found = broker.lookup(o.client_order_id, book)
+                    ex = found if found is not None else Execution(
+                        ZERO, ZERO, ZERO, o.qty, reject_reason="duplicate_client_order_id",
+                        note="the venue already has this client_order_id and no fill for it")
+                book.executed_ids.add(o.client_order_id)
+                if ex.rejected:
+                    payload = {"order_id": o.order_id, "client_order_id": o.client_order_id,
+                               "account_id": account_id, "symbol": o.symbol,
+                               "reason": ex.reject_reason, "requested_qty": fmt(o.qty)}
+                    if ex.note:
+                        payload["note"] = ex.note
+                    eng.record(at, "reject", payload)
+                    updates.append(("rejected", "0", ex.reject_reason, o.order_id))
+                    report.rejects += 1
+                    continue
+                realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
+                seq = eng.record(at, "fill", fill_payload(o.order_id, o.client_order_id,
+                                                          account_id, o.symbol, o.side, ex,
+                                                          realized))
+                fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side, fmt(ex.qty),
+                              fmt(ex.price), fmt(ex.commission), fmt(realized), at, seq, 0))
+                updates.append(("filled", fmt(ex.qty), ex.note, o.order_id))
+                report.fills += 1
+        repo.update_orders(eng.conn, updates)
+        repo.insert_fills(eng.conn, fills)
+        upserts, deletes, money = [], [], []
+        for account_id in batch:
+            book = books[account_id]
+            if book.touched:
+                u, d = book.changes()
+                upserts += u
+                deletes += d
+                money.append((fmt(book.cash), fmt(book.realized), fmt(book.commissions),
+                              account_id))
+        repo.save_positions(eng.conn, upserts, deletes)
+        repo.save_account_money(eng.conn, money)

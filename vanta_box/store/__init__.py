@@ -1,0 +1,1 @@
+"""The only package that imports apsw: connections, migrations, the journal, queries."""

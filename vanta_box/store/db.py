@@ -1,0 +1,173 @@
+"""One connection factory and the migration registry.
+
+Migrations are the files ``sql/NNN_name.sql``, applied in order, each in one transaction
+together with its bookkeeping row in ``schema_migrations`` (version, name, SHA-256 of the
+file). A released migration is never edited: opening a database whose recorded checksum
+differs from the file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from vanta_box.core.errors import CheckFailed, Refused
+from vanta_box.resources import sql_dir
+
+BUSY_TIMEOUT_MS = 10_000
+
+Connection = apsw.Connection
+SQLError = apsw.Error
+ConstraintError = apsw.ConstraintError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations() -> list[Migration]:
+    found = []
+    for path in sorted(sql_dir().glob("[0-9][0-9][0-9]_*.sql")):
+        found.append(Migration(int(path.name[:3]), path.stem, path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 001, 002, ... without gaps: {versions}")
+    return found
+
+
+def connect(path: Path | str) -> apsw.Connection:
+    """Open (creating if needed) a read-write database: WAL, foreign keys, busy timeout."""
+    conn = apsw.Connection(str(path))
+    conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    # REPLACE must not bypass DELETE triggers by accident in our own code either.
+    conn.execute("PRAGMA recursive_triggers = ON")
+    return conn
+
+
+def connect_memory() -> apsw.Connection:
+    conn = apsw.Connection(":memory:")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA recursive_triggers = ON")
+    return conn
+
+
+@contextmanager
+def open_readonly(path: Path | str) -> Iterator[apsw.Connection]:
+    """Open a database without changing a byte of it (nor of its -wal / -shm files).
+
+    Without a pending WAL the file is opened ``immutable``: SQLite takes no lock and writes
+    nothing. With a non-empty WAL (a crashed writer), the database and its WAL are copied to
+    a private temporary directory and the copy is opened instead.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise Refused(f"{path}: no such database file")
+    wal = Path(str(source) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        with tempfile.TemporaryDirectory(prefix="vanta-ro-") as tmp:
+            copy = Path(tmp) / "copy.db"
+            shutil.copyfile(source, copy)
+            shutil.copyfile(wal, Path(str(copy) + "-wal"))
+            conn = apsw.Connection(str(copy))
+            try:
+                yield conn
+            finally:
+                conn.close()
+        return
+    uri = "file:" + _uri_path(source) + "?immutable=1"
+    conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    try:
+        conn.execute("PRAGMA query_only = ON")
+        yield conn
+    finally:
+        conn.close()
+
+
+def _uri_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path.resolve()), safe="/")
+
+
+def migrate(conn: apsw.Connection) -> int:
+    """Apply pending migrations; return how many were applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, sha256 TEXT NOT NULL) STRICT"
+    )
+    applied = {v: s for v, s in conn.execute("SELECT version, sha256 FROM schema_migrations")}
+    count = 0
+    for migration in migrations():
+        recorded = applied.get(migration.version)
+        if recorded is not None:
+            if recorded != migration.sha256:
+                raise CheckFailed(
+                    f"migration {migration.name} differs from the one applied to this "
+                    "database (a released migration must never be edited)"
+                )
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, sha256) VALUES (?, ?, ?)",
+                (migration.version, migration.name, migration.sha256),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        count += 1
+    return count
+
+
+def schema_of(conn: apsw.Connection) -> list[tuple[str, str, str, str]]:
+    """The schema as (type, name, table, sql), for comparing a file with the migrations."""
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
+        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+    )
+    return [(t, n, tb, " ".join(s.split())) for t, n, tb, s in rows]
+
+
+def expected_schema() -> list[tuple[str, str, str, str]]:
+    conn = connect_memory()
+    try:
+        migrate(conn)
+        return schema_of(conn)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def transaction(conn: apsw.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def file_size(path: Path) -> int:
+    return os.path.getsize(path) if path.exists() else 0

@@ -1,0 +1,134 @@
+"""The append-only, hash-chained journal.
+
+Row bytes (what is hashed) are the canonical JSON of the object
+``{"kind": K, "payload": P, "seq": N, "ts": T}``: keys sorted, no whitespace, UTF-8, every
+decimal a string. ``hash = SHA-256(bytes.fromhex(prev_hash) || row bytes)``, hex; the first
+row's prev_hash is 64 zeros. The digest of a journal is ``SEQ:HASH`` of its last row.
+
+Appends are buffered and written with one executemany when the transaction commits; the
+hashes are computed as events are appended, so the chain costs one SHA-256 per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from vanta_box.core.canonical import dumps
+
+GENESIS = "0" * 64
+_sha256 = hashlib.sha256
+_str_dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def row_bytes(seq: int, ts: str, kind: str, payload_json: str) -> bytes:
+    return (
+        '{"kind":' + _str_dumps(kind) + ',"payload":' + payload_json + ',"seq":' + str(seq)
+        + ',"ts":' + _str_dumps(ts) + "}"
+    ).encode()
+
+
+def chain(prev_hash: str, seq: int, ts: str, kind: str, payload_json: str) -> str:
+    return _sha256(bytes.fromhex(prev_hash) + row_bytes(seq, ts, kind, payload_json)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    ts: str
+    kind: str
+    payload_json: str
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.payload_json)
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+
+class Journal:
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self._pending: list[tuple[int, str, str, str, str, str]] = []
+        self.reload()
+
+    def reload(self) -> None:
+        self._pending.clear()
+        row = self.conn.execute(
+            "SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        self.seq: int = int(row[0]) if row else 0
+        self.hash: str = str(row[1]) if row else GENESIS
+        self._prev = bytes.fromhex(self.hash)
+
+    def append(self, ts: str, kind: str, payload: dict[str, Any]) -> int:
+        """Add an event at the head; returns its seq. Written at the next flush()."""
+        seq = self.seq + 1
+        payload_json = dumps(payload)
+        digest = _sha256(self._prev + row_bytes(seq, ts, kind, payload_json)).digest()
+        hex_digest = digest.hex()
+        self._pending.append((seq, ts, kind, payload_json, self.hash, hex_digest))
+        self.seq, self.hash, self._prev = seq, hex_digest, digest
+        return seq
+
+    def append_raw(self, ts: str, kind: str, payload_json: str) -> int:
+        """Append an event whose canonical payload text is already known (replay)."""
+        seq = self.seq + 1
+        digest = _sha256(self._prev + row_bytes(seq, ts, kind, payload_json)).digest()
+        hex_digest = digest.hex()
+        self._pending.append((seq, ts, kind, payload_json, self.hash, hex_digest))
+        self.seq, self.hash, self._prev = seq, hex_digest, digest
+        return seq
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.conn.executemany(
+                "INSERT INTO journal (seq, ts, kind, payload, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                self._pending,
+            )
+            self._pending.clear()
+
+    def digest(self) -> Digest:
+        return Digest(self.seq, self.hash)
+
+
+def head(conn: apsw.Connection) -> Digest:
+    row = conn.execute("SELECT seq, hash FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    return Digest(int(row[0]), str(row[1])) if row else Digest(0, GENESIS)
+
+
+def events(conn: apsw.Connection, after: int = 0, kinds: tuple[str, ...] = ()) -> Iterator[Event]:
+    if kinds:
+        marks = ",".join("?" * len(kinds))
+        cursor = conn.execute(
+            f"SELECT seq, ts, kind, payload FROM journal WHERE seq > ? AND kind IN ({marks})"
+            " ORDER BY seq",
+            (after, *kinds),
+        )
+    else:
+        cursor = conn.execute(
+            "SELECT seq, ts, kind, payload FROM journal WHERE seq > ? ORDER BY seq", (after,)
+        )
+    for seq, ts, kind, payload in cursor:
+        yield Event(seq, ts, kind, payload)
+
+
+def count(conn: apsw.Connection) -> int:
+    return head(conn).seq

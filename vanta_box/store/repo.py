@@ -1,0 +1,472 @@
+"""Reads and writes of the projection tables. All SQL of the service layer lives here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import apsw
+
+from vanta_box.core.canonical import dumps
+from vanta_box.core.models import Instrument, Overlay, Score
+from vanta_box.core.money import D, fmt
+
+# ---------------------------------------------------------------- vaults
+
+
+@dataclass(frozen=True, slots=True)
+class VaultRow:
+    vault_id: str
+    config: dict[str, Any]
+    status: str
+    imported_at: int
+    peak_nav: Decimal | None
+    last_nav: Decimal | None
+    last_cycle_at: int | None
+
+
+def _vault_row(r: tuple[Any, ...]) -> VaultRow:
+    return VaultRow(r[0], json.loads(r[1]), r[2], r[3], None if r[4] is None else D(r[4]),
+                    None if r[5] is None else D(r[5]), r[6])
+
+
+_VAULT_COLS = "vault_id, config, status, imported_at, peak_nav, last_nav, last_cycle_at"
+
+
+def vault_rows(conn: apsw.Connection) -> list[VaultRow]:
+    return [_vault_row(r) for r in conn.execute(
+        f"SELECT {_VAULT_COLS} FROM vaults ORDER BY vault_id")]
+
+
+def vault_row(conn: apsw.Connection, vault_id: str) -> VaultRow | None:
+    r = conn.execute(f"SELECT {_VAULT_COLS} FROM vaults WHERE vault_id = ?",
+                     (vault_id,)).fetchone()
+    return _vault_row(r) if r else None
+
+
+def upsert_vault(conn: apsw.Connection, vault_id: str, config: dict[str, Any], at: int) -> bool:
+    """Insert or replace a vault's definition; returns True when it is new."""
+    exists = conn.execute("SELECT 1 FROM vaults WHERE vault_id = ?", (vault_id,)).fetchone()
+    if exists:
+        conn.execute("UPDATE vaults SET config = ?, imported_at = ? WHERE vault_id = ?",
+                     (dumps(config), at, vault_id))
+        return False
+    conn.execute(
+        "INSERT INTO vaults (vault_id, config, status, imported_at) VALUES (?, ?, 'active', ?)",
+        (vault_id, dumps(config), at),
+    )
+    return True
+
+
+def set_vault_state(
+    conn: apsw.Connection,
+    vault_id: str,
+    *,
+    status: str,
+    peak_nav: Decimal | None,
+    last_nav: Decimal | None,
+    last_cycle_at: int | None,
+) -> None:
+    conn.execute(
+        "UPDATE vaults SET status = ?, peak_nav = ?, last_nav = ?, last_cycle_at = ?"
+        " WHERE vault_id = ?",
+        (status, None if peak_nav is None else fmt(peak_nav),
+         None if last_nav is None else fmt(last_nav), last_cycle_at, vault_id),
+    )
+
+
+def set_vault_status(conn: apsw.Connection, vault_id: str, status: str) -> None:
+    conn.execute("UPDATE vaults SET status = ? WHERE vault_id = ?", (status, vault_id))
+
+
+# ---------------------------------------------------------------- instruments and prices
+
+
+def instruments(conn: apsw.Connection) -> dict[str, Instrument]:
+    return {
+        s: Instrument(s, a, D(step), D(mn))
+        for s, a, step, mn in conn.execute(
+            "SELECT symbol, asset_class, lot_step, min_notional FROM instruments ORDER BY symbol")
+    }
+
+
+def upsert_instruments(conn: apsw.Connection, items: Iterable[Instrument]) -> None:
+    conn.executemany(
+        "INSERT INTO instruments (symbol, asset_class, lot_step, min_notional)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (symbol) DO UPDATE SET"
+        " asset_class = excluded.asset_class, lot_step = excluded.lot_step,"
+        " min_notional = excluded.min_notional",
+        [(i.symbol, i.asset_class, fmt(i.lot_step), fmt(i.min_notional)) for i in items],
+    )
+
+
+def upsert_prices(conn: apsw.Connection, rows: Iterable[tuple[str, int, str]]) -> None:
+    conn.executemany(
+        "INSERT INTO prices (symbol, ts, price) VALUES (?, ?, ?)"
+        " ON CONFLICT (symbol, ts) DO UPDATE SET price = excluded.price",
+        rows,
+    )
+
+
+def marks_at(conn: apsw.Connection, at: int, symbols: Iterable[str] | None = None
+             ) -> dict[str, Decimal]:
+    """The mark of each symbol at ``at``: its newest price with ts <= at."""
+    wanted = sorted(set(symbols)) if symbols is not None else [
+        s for (s,) in conn.execute("SELECT symbol FROM instruments ORDER BY symbol")]
+    out: dict[str, Decimal] = {}
+    query = "SELECT price FROM prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT 1"
+    for symbol in wanted:
+        row = conn.execute(query, (symbol, at)).fetchone()
+        if row:
+            out[symbol] = D(row[0])
+    return out
+
+
+def price_count(conn: apsw.Connection) -> int:
+    return count_rows(conn, "prices")
+
+
+# ---------------------------------------------------------------- signals and overlays
+
+
+def put_signal_set(conn: apsw.Connection, vault_id: str, as_of: int, scores_json: str,
+                   digest: str) -> None:
+    conn.execute(
+        "INSERT INTO signal_sets (vault_id, as_of, scores, digest) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (vault_id, as_of) DO UPDATE SET scores = excluded.scores,"
+        " digest = excluded.digest",
+        (vault_id, as_of, scores_json, digest),
+    )
+
+
+def signal_digest(conn: apsw.Connection, vault_id: str, as_of: int) -> str | None:
+    row = conn.execute("SELECT digest FROM signal_sets WHERE vault_id = ? AND as_of = ?",
+                       (vault_id, as_of)).fetchone()
+    return row[0] if row else None
+
+
+def latest_signals(conn: apsw.Connection, vault_id: str, at: int
+                   ) -> tuple[int, list[Score]] | None:
+    row = conn.execute(
+        "SELECT as_of, scores FROM signal_sets WHERE vault_id = ? AND as_of <= ?"
+        " ORDER BY as_of DESC LIMIT 1", (vault_id, at)).fetchone()
+    if not row:
+        return None
+    scores = [Score(s["symbol"], D(s["score"]), s.get("persona")) for s in json.loads(row[1])]
+    return row[0], scores
+
+
+def overlays(conn: apsw.Connection, vault_id: str | None = None) -> list[Overlay]:
+    sql = "SELECT vault_id, kind, persona, factor, set_at, expires_at FROM overlays"
+    args: tuple[Any, ...] = ()
+    if vault_id is not None:
+        sql += " WHERE vault_id = ?"
+        args = (vault_id,)
+    sql += " ORDER BY vault_id, kind, persona"
+    return [Overlay(v, k, s, e, p, D(f))
+            for v, k, p, f, s, e in conn.execute(sql, args)]
+
+
+def put_overlay(conn: apsw.Connection, o: Overlay) -> None:
+    conn.execute(
+        "INSERT INTO overlays (vault_id, kind, persona, factor, set_at, expires_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, kind, persona) DO UPDATE SET"
+        " factor = excluded.factor, set_at = excluded.set_at, expires_at = excluded.expires_at",
+        (o.vault_id, o.kind, o.persona, fmt(o.factor), o.set_at, o.expires_at),
+    )
+
+
+def delete_overlay(conn: apsw.Connection, vault_id: str, kind: str, persona: str) -> None:
+    conn.execute("DELETE FROM overlays WHERE vault_id = ? AND kind = ? AND persona = ?",
+                 (vault_id, kind, persona))
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    account_id: str
+    vault_id: str
+    role: str
+    mode: str
+    broker_kind: str
+    broker_config: dict[str, Any]
+    key_ref: str | None
+    key_fingerprint: str | None
+    persona_prefs: tuple[str, ...]
+    mirroring: dict[str, Any]
+    fee_agreement: dict[str, Any] | None
+    status: str
+    onboarded_at: int
+    removed_at: int | None
+    starting_cash: Decimal
+    cash: Decimal
+    realized_pnl: Decimal
+    commissions: Decimal
+
+
+_ACCOUNT_COLS = (
+    "account_id, vault_id, role, mode, broker_kind, broker_config, key_ref, key_fingerprint,"
+    " persona_prefs, mirroring, fee_agreement, status, onboarded_at, removed_at, starting_cash,"
+    " cash, realized_pnl, commissions"
+)
+
+
+def _account_row(r: Sequence[Any]) -> AccountRow:
+    return AccountRow(
+        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], tuple(json.loads(r[8])),
+        json.loads(r[9]), None if r[10] is None else json.loads(r[10]), r[11], r[12], r[13],
+        D(r[14]), D(r[15]), D(r[16]), D(r[17]),
+    )
+
+
+def accounts(conn: apsw.Connection, vault_id: str | None = None) -> list[AccountRow]:
+    """Accounts ordered manager first, then followers by id."""
+    sql = f"SELECT {_ACCOUNT_COLS} FROM accounts"
+    args: tuple[Any, ...] = ()
+    if vault_id is not None:
+        sql += " WHERE vault_id = ?"
+        args = (vault_id,)
+    sql += " ORDER BY vault_id, role = 'follower', account_id"
+    return [_account_row(r) for r in conn.execute(sql, args)]
+
+
+def account(conn: apsw.Connection, account_id: str) -> AccountRow | None:
+    r = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE account_id = ?",
+                     (account_id,)).fetchone()
+    return _account_row(r) if r else None
+
+
+def insert_account(conn: apsw.Connection, values: dict[str, Any]) -> None:
+    cols = _ACCOUNT_COLS.replace(" ", "").split(",")
+    conn.execute(
+        f"INSERT INTO accounts ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        tuple(values[c] for c in cols),
+    )
+
+
+def set_account_status(conn: apsw.Connection, account_id: str, status: str,
+                       removed_at: int | None = None) -> None:
+    conn.execute("UPDATE accounts SET status = ?, removed_at = coalesce(?, removed_at)"
+                 " WHERE account_id = ?", (status, removed_at, account_id))
+
+
+def save_account_money(conn: apsw.Connection,
+                       rows: Iterable[tuple[str, str, str, str]]) -> None:
+    """(cash, realized_pnl, commissions, account_id) for each changed account."""
+    conn.executemany(
+        "UPDATE accounts SET cash = ?, realized_pnl = ?, commissions = ? WHERE account_id = ?",
+        rows,
+    )
+
+
+# ---------------------------------------------------------------- positions
+
+
+PositionRecord = tuple[str, str, str, str, str, str]  # account, symbol, qty, basis, lots, last
+
+
+def positions(conn: apsw.Connection, account_ids: Sequence[str] | None = None
+              ) -> Iterator[PositionRecord]:
+    if account_ids is None:
+        yield from conn.execute(
+            "SELECT account_id, symbol, qty, cost_basis, lots, last_price FROM positions"
+            " ORDER BY account_id, symbol")
+        return
+    for chunk_start in range(0, len(account_ids), 500):
+        chunk = account_ids[chunk_start:chunk_start + 500]
+        yield from conn.execute(
+            "SELECT account_id, symbol, qty, cost_basis, lots, last_price FROM positions"
+            f" WHERE account_id IN ({','.join('?' * len(chunk))}) ORDER BY account_id, symbol",
+            tuple(chunk),
+        )
+
+
+def vault_positions(conn: apsw.Connection, vault_id: str) -> Iterator[PositionRecord]:
+    yield from conn.execute(
+        "SELECT p.account_id, p.symbol, p.qty, p.cost_basis, p.lots, p.last_price"
+        " FROM positions p JOIN accounts a ON a.account_id = p.account_id"
+        " WHERE a.vault_id = ? ORDER BY p.account_id, p.symbol", (vault_id,))
+
+
+def save_positions(conn: apsw.Connection, upserts: Sequence[PositionRecord],
+                   deletes: Sequence[tuple[str, str]]) -> None:
+    if deletes:
+        conn.executemany("DELETE FROM positions WHERE account_id = ? AND symbol = ?", deletes)
+    if upserts:
+        conn.executemany(
+            "INSERT INTO positions (account_id, symbol, qty, cost_basis, lots, last_price)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, symbol) DO UPDATE SET"
+            " qty = excluded.qty, cost_basis = excluded.cost_basis, lots = excluded.lots,"
+            " last_price = excluded.last_price",
+            upserts,
+        )
+
+
+# ---------------------------------------------------------------- cycles and allocations
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRow:
+    cycle_id: str
+    vault_id: str
+    at: int
+    status: str
+    stage_only: bool
+    vault_status: str
+    nav: Decimal | None
+    peak_nav: Decimal | None
+    signal_as_of: int | None
+
+
+_CYCLE_COLS = ("cycle_id, vault_id, at, status, stage_only, vault_status, nav, peak_nav,"
+               " signal_as_of")
+
+
+def _cycle_row(r: Sequence[Any]) -> CycleRow:
+    return CycleRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], None if r[6] is None else D(r[6]),
+                    None if r[7] is None else D(r[7]), r[8])
+
+
+def cycle(conn: apsw.Connection, cycle_id: str) -> CycleRow | None:
+    r = conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles WHERE cycle_id = ?",
+                     (cycle_id,)).fetchone()
+    return _cycle_row(r) if r else None
+
+
+def last_cycle(conn: apsw.Connection, vault_id: str) -> CycleRow | None:
+    r = conn.execute(f"SELECT {_CYCLE_COLS} FROM cycles WHERE vault_id = ? ORDER BY at DESC"
+                     " LIMIT 1", (vault_id,)).fetchone()
+    return _cycle_row(r) if r else None
+
+
+def insert_cycle(conn: apsw.Connection, c: CycleRow) -> None:
+    conn.execute(
+        f"INSERT INTO cycles ({_CYCLE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (c.cycle_id, c.vault_id, c.at, c.status, int(c.stage_only), c.vault_status,
+         None if c.nav is None else fmt(c.nav), None if c.peak_nav is None else fmt(c.peak_nav),
+         c.signal_as_of),
+    )
+
+
+def set_cycle_status(conn: apsw.Connection, cycle_id: str, status: str) -> None:
+    conn.execute("UPDATE cycles SET status = ? WHERE cycle_id = ?", (status, cycle_id))
+
+
+def staged_cycles(conn: apsw.Connection, vault_id: str | None = None) -> list[str]:
+    sql = "SELECT cycle_id FROM cycles WHERE status = 'staged'"
+    args: tuple[Any, ...] = ()
+    if vault_id is not None:
+        sql += " AND vault_id = ?"
+        args = (vault_id,)
+    return [c for (c,) in conn.execute(sql + " ORDER BY at, cycle_id", args)]
+
+
+def put_allocation(conn: apsw.Connection, cycle_id: str, personas: Sequence[str],
+                   weights: dict[str, str], cash_weight: str) -> None:
+    conn.execute(
+        "INSERT INTO allocations (cycle_id, personas, weights, cash_weight) VALUES (?, ?, ?, ?)",
+        (cycle_id, dumps(list(personas)), dumps(weights), cash_weight),
+    )
+
+
+def allocations(conn: apsw.Connection, cycle_id: str
+                ) -> list[tuple[list[str], dict[str, str], str]]:
+    return [(json.loads(p), json.loads(w), c) for p, w, c in conn.execute(
+        "SELECT personas, weights, cash_weight FROM allocations WHERE cycle_id = ?"
+        " ORDER BY personas", (cycle_id,))]
+
+
+# ---------------------------------------------------------------- orders and fills
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    order_id: str
+    client_order_id: str
+    cycle_id: str
+    account_id: str
+    parent_id: str
+    kind: str
+    symbol: str
+    side: str
+    qty: Decimal
+    status: str
+    filled_qty: Decimal
+    reason: str | None
+
+
+_ORDER_COLS = ("order_id, client_order_id, cycle_id, account_id, parent_id, kind, symbol, side,"
+               " qty, status, filled_qty, reason")
+
+
+def _order_row(r: Sequence[Any]) -> OrderRow:
+    return OrderRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], D(r[8]), r[9], D(r[10]),
+                    r[11])
+
+
+def insert_orders(conn: apsw.Connection, rows: Sequence[OrderRow]) -> None:
+    conn.executemany(
+        f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(o.order_id, o.client_order_id, o.cycle_id, o.account_id, o.parent_id, o.kind,
+          o.symbol, o.side, fmt(o.qty), o.status, fmt(o.filled_qty), o.reason) for o in rows],
+    )
+
+
+def update_orders(conn: apsw.Connection, rows: Iterable[tuple[str, str, str | None, str]]) -> None:
+    """(status, filled_qty, reason, order_id)."""
+    conn.executemany(
+        "UPDATE orders SET status = ?, filled_qty = ?, reason = ? WHERE order_id = ?", rows)
+
+
+def staged_orders(conn: apsw.Connection, *, cycle_id: str | None = None,
+                  vault_id: str | None = None) -> list[OrderRow]:
+    sql = (f"SELECT {', '.join('o.' + c.strip() for c in _ORDER_COLS.split(','))}"
+           " FROM orders o JOIN cycles c ON c.cycle_id = o.cycle_id WHERE o.status = 'staged'")
+    args: list[Any] = []
+    if cycle_id is not None:
+        sql += " AND o.cycle_id = ?"
+        args.append(cycle_id)
+    if vault_id is not None:
+        sql += " AND c.vault_id = ?"
+        args.append(vault_id)
+    sql += " ORDER BY c.at, o.cycle_id, o.order_id"
+    return [_order_row(r) for r in conn.execute(sql, tuple(args))]
+
+
+def orders_of_cycle(conn: apsw.Connection, cycle_id: str) -> list[OrderRow]:
+    return [_order_row(r) for r in conn.execute(
+        f"SELECT {_ORDER_COLS} FROM orders WHERE cycle_id = ? ORDER BY order_id", (cycle_id,))]
+
+
+def insert_fills(conn: apsw.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """(fill_id, order_id, account_id, symbol, side, qty, price, commission, realized_pnl,
+    at, seq, shadow)."""
+    conn.executemany(
+        "INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price, commission,"
+        " realized_pnl, at, seq, shadow) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def fills(conn: apsw.Connection, account_id: str, start: int | None = None,
+          end: int | None = None) -> list[tuple[Any, ...]]:
+    sql = ("SELECT fill_id, order_id, symbol, side, qty, price, commission, realized_pnl, at,"
+           " seq, shadow FROM fills WHERE account_id = ?")
+    args: list[Any] = [account_id]
+    if start is not None:
+        sql += " AND at >= ?"
+        args.append(start)
+    if end is not None:
+        sql += " AND at < ?"
+        args.append(end)
+    return list(conn.execute(sql + " ORDER BY at, seq", tuple(args)))
+
+
+def count_rows(conn: apsw.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
