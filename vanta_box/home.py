@@ -67,7 +67,7 @@ def require(home: Home) -> Home:
 
 
 @contextmanager
-def locked(home: Home, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:
+def locked(home: Home, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None]:  # seconds, not money
     """Hold the home's exclusive lock: one process trades a home at a time."""
     try:
         import fcntl

@@ -47,7 +47,7 @@ def main() -> None:
     from vanta_box.core.errors import VantaError
 
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="vanta", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -48,10 +48,12 @@ def parse_at(at: str | None) -> int:
 
     if at is None:
         return SystemClock().now()
+    from vanta_box.core.errors import InputError
+
     try:
         return parse_ts(at)
     except TimeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--at") from None
+        raise InputError(str(exc), field="--at") from None
 
 
 def progress(message: str) -> None:

@@ -201,6 +201,7 @@ def overlay_set(ctx: click.Context, vault_id: str, flip: bool, boost: str | None
         vanta overlay set V_CORE --flip --ttl 6h --at 2026-11-03T00:00:00Z
         vanta overlay set V_CORE --boost aggressive=1.5 --ttl 2d
     """
+    from vanta_box.core.errors import InputError
     from vanta_box.core.money import D, MoneyError
     from vanta_box.core.timeutil import TimeError, parse_duration
     from vanta_box.service.setup import overlay_set_command
@@ -212,7 +213,7 @@ def overlay_set(ctx: click.Context, vault_id: str, flip: bool, boost: str | None
     try:
         ttl_us = parse_duration(ttl)
     except TimeError as exc:
-        raise click.BadParameter(str(exc), param_hint="--ttl") from None
+        raise InputError(str(exc), field="--ttl") from None
     persona, factor = "", None
     if boost is not None:
         persona, sep, k = boost.partition("=")
@@ -221,8 +222,8 @@ def overlay_set(ctx: click.Context, vault_id: str, flip: bool, boost: str | None
                 raise MoneyError("expected PERSONA=K")
             factor = D(k)
         except MoneyError:
-            raise click.BadParameter(f"expected PERSONA=K with a number K, got {boost!r}",
-                                     param_hint="--boost") from None
+            raise InputError(f"expected PERSONA=K with a number K, got {boost!r}",
+                             field="--boost") from None
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
         eng.run(overlay_set_command(eng, vault_id, chosen[0], ttl_us, ts, persona, factor))

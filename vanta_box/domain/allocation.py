@@ -16,8 +16,15 @@ class Allocation:
     weights: dict[str, Weight]  # symbol -> exact weight, sorted by symbol
 
     def cash_weight(self) -> Decimal:
-        gross = sum((abs(w.num) / w.den for w in self.weights.values()), ZERO)
-        return ONE - gross
+        """1 - sum |w_i|, with one division: all weights of an allocation share the
+        denominator sum |a_j|, so the cash weight is exact wherever the weights are."""
+        if not self.weights:
+            return ONE
+        dens = {w.den for w in self.weights.values()}
+        if len(dens) == 1:
+            den = dens.pop()
+            return (den - sum((abs(w.num) for w in self.weights.values()), ZERO)) / den
+        return ONE - sum((abs(w.num) / w.den for w in self.weights.values()), ZERO)
 
     def capped(self, cap: Decimal | None) -> Allocation:
         if cap is None:
