@@ -12,6 +12,8 @@ projection table row by row.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,10 +42,8 @@ def load_handlers() -> None:
     for name in _HANDLER_MODULES:
         importlib.import_module(f"vanta_box.service.{name}")
     for extra in ("fees",):
-        try:
+        with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(f"vanta_box.service.{extra}")
-        except ModuleNotFoundError:
-            pass
 
 
 class ReplayInterrupted(Exception):
@@ -122,7 +122,7 @@ def _spans(source: db.Connection) -> Iterator[tuple[Event, list[Event]]]:
 def _answers(span: list[Event]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The venue's answer to each order sent during the span."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for before, event in zip(span, span[1:], strict=False):
+    for before, event in itertools.pairwise(span):
         if before.kind == "submitted" and event.kind in ("fill", "reject"):
             payload = json.loads(event.payload_json)
             out[payload["client_order_id"]] = (event.kind, payload)
@@ -169,7 +169,7 @@ def compare(source: db.Connection, out: db.Connection, report: ReplayReport) -> 
         count_a += a is not None
         count_b += b is not None
         if report.journal_divergence is None and a != b:
-            seq = (a or b)[0]  # type: ignore[index]
+            seq = (a or b)[0]
             report.journal_divergence = Divergence(
                 seq, _describe(a), _describe(b))
     report.events = count_b
@@ -207,9 +207,7 @@ def compare_table(a: db.Connection, b: db.Connection, table: str) -> str:
     order = ", ".join(columns)
     rows_a = a.execute(f"SELECT {order} FROM {table} ORDER BY {order}")
     rows_b = b.execute(f"SELECT {order} FROM {table} ORDER BY {order}")
-    n = 0
-    for x, y in _zip_longest(rows_a, rows_b):
-        n += 1
+    for n, (x, y) in enumerate(_zip_longest(rows_a, rows_b), start=1):
         if x != y:
             return (f"row {n} differs: in the file {_row(columns, x)}; replayed "
                     f"{_row(columns, y)}")
