@@ -39,3 +39,28 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+class Template:
+    """Canonical JSON of a flat object with a fixed set of keys whose values are strings
+    that need no JSON escaping (ids, symbols and decimals, all validated at the border).
+
+    ``render(d)`` equals ``dumps(d)`` for such objects, at a fraction of the cost: the hot
+    events of a cycle (orders and fills, hundreds of thousands per cycle) use it.
+    """
+
+    __slots__ = ("_format", "_get", "keys")
+
+    def __init__(self, *keys: str) -> None:
+        import operator
+
+        self.keys = tuple(sorted(keys))
+        self._format = "{" + ",".join(f'"{k}":"%s"' for k in self.keys) + "}"
+        self._get = operator.itemgetter(*self.keys)
+
+    def render(self, values: dict[str, str]) -> str:
+        text: str = self._format % self._get(values)
+        return text
+
+    def fits(self, values: dict[str, Any]) -> bool:
+        return len(values) == len(self.keys)

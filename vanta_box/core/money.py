@@ -66,10 +66,13 @@ def D(value: object) -> Decimal:
 
 def fmt(value: Decimal) -> str:
     """The one canonical text form: no exponent, no trailing zeros, no negative zero."""
+    text = str(value)
+    # Fast path (most values): plain notation that is already minimal.
+    if "E" not in text and ("." not in text or text[-1] != "0") and text not in ("0", "-0"):
+        return text
     if value == 0:
         return "0"
-    text = format(value.normalize(CONTEXT), "f")
-    return text
+    return format(value.normalize(CONTEXT), "f")
 
 
 def fmt_cents(value: Decimal) -> str:

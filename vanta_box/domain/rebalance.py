@@ -79,15 +79,13 @@ def diff(
             capped_from = qty
             qty = (cap // (mark * instrument.lot_step)) * instrument.lot_step
         floor = max(sizing.min_order_notional, instrument.min_notional)
-        detail = {"held": fmt(have), "target": fmt(target), "mark": fmt(mark)}
-        if qty == 0 or qty * mark < floor:
-            skips.append(Skip(symbol, "below_min_notional", {**detail, "qty": fmt(qty)}))
-            continue
-        if within_drift_band(have, mark, weight, sizing.sizing_equity, sizing.drift_band):
-            skips.append(Skip(symbol, "within_drift_band", detail))
-            continue
-        if side == "buy" and not sizing.allow_buys:
-            skips.append(Skip(symbol, "halted_no_buys", {**detail, "qty": fmt(qty)}))
+        reason = ("below_min_notional" if qty == 0 or qty * mark < floor else
+                  "within_drift_band" if within_drift_band(
+                      have, mark, weight, sizing.sizing_equity, sizing.drift_band) else
+                  "halted_no_buys" if side == "buy" and not sizing.allow_buys else None)
+        if reason is not None:
+            skips.append(Skip(symbol, reason, {"held": fmt(have), "target": fmt(target),
+                                               "mark": fmt(mark), "qty": fmt(qty)}))
             continue
         plan = OrderPlan(symbol, "buy" if side == "buy" else "sell", qty, mark, have, target,
                          capped_from)

@@ -11,7 +11,6 @@ import json
 from collections.abc import Mapping
 from decimal import Decimal
 
-from vanta_box.core.canonical import dumps
 from vanta_box.core.money import ZERO, D, fmt
 from vanta_box.domain.pnl import Position, apply_fill
 from vanta_box.store import repo
@@ -106,10 +105,12 @@ class Book:
             if p.qty == 0 and not p.lots:
                 deletes.append((self.account_id, symbol))
                 continue
-            lots = dumps([[fmt(q), fmt(c)] for q, c in p.lots])
+            # canonical JSON of [[qty, cost], ...]: decimal strings need no escaping
+            lots = "[" + ",".join(f'["{fmt(q)}","{fmt(c)}"]' for q, c in p.lots) + "]"
             upserts.append((self.account_id, symbol, fmt(p.qty), fmt(p.cost_basis), lots,
                             fmt(p.last_price)))
         self._dirty.clear()
+        self.touched = False
         return upserts, deletes
 
 

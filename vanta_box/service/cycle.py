@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from vanta_box.core import ids
+from vanta_box.core.canonical import Template
 from vanta_box.core.errors import InputError, Refused
 from vanta_box.core.models import Instrument, OrderPlan, Skip, Vault, Weight
 from vanta_box.core.money import ONE, ZERO, fmt
@@ -26,7 +27,7 @@ from vanta_box.domain.allocation import Allocation, allocate
 from vanta_box.domain.rebalance import Sizing, diff
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Command, Engine, handles
-from vanta_box.service.execute import execute_orders, fill_payload, shadow_fill
+from vanta_box.service.execute import Context, execute_orders, fill_payload, shadow_fill
 from vanta_box.service.setup import expire_overlays, load_vault
 from vanta_box.store import repo
 
@@ -90,20 +91,22 @@ def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool) -> CycleRep
                       f"({fmt_ts(row.last_cycle_at)}): cycles move forward in time")
     report = CycleReport(cid, vault_id)
     with eng.tx():
-        pending = stage(eng, row, vault, cid, at, stage_only, report)
+        pending, context = stage(eng, row, vault, cid, at, stage_only, report)
         if not pending:
             _finish(eng, cid, at, report)
     if pending and not stage_only:
-        _execute_and_finish(eng, vault, cid, at, report)
+        _execute_and_finish(eng, vault, cid, at, report, pending, context)
     elif pending:
         report.status = "staged"
     return report
 
 
-def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int,
-                        report: CycleReport) -> None:
-    orders = repo.staged_orders(eng.conn, cycle_id=cid)
-    result = execute_orders(eng, orders, at)
+def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int, report: CycleReport,
+                        orders: list[repo.OrderRow] | None = None,
+                        context: Context | None = None) -> None:
+    if orders is None:
+        orders = repo.staged_orders(eng.conn, cycle_id=cid)
+    result = execute_orders(eng, orders, at, context)
     report.fills += result.fills
     report.rejects += result.rejects
     with eng.tx():
@@ -134,6 +137,10 @@ def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
     return len(stale)
 
 
+ORDER_EVENT = Template("order_id", "client_order_id", "cycle_id", "parent_id", "vault_id",
+                       "account_id", "symbol", "side", "qty", "mark", "held", "target", "status")
+
+
 @dataclass
 class _Planned:
     account: repo.AccountRow
@@ -152,8 +159,8 @@ def sizing_equity(equity: Decimal, mirroring: dict[str, Any]) -> Decimal:
 
 
 def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stage_only: bool,
-          report: CycleReport) -> int:
-    """Record the cycle's decisions; returns how many orders wait for execution."""
+          report: CycleReport) -> tuple[list[repo.OrderRow], Context]:
+    """Record the cycle's decisions; returns the orders that wait for execution."""
     conn = eng.conn
     expire_overlays(eng, at, vault.vault_id)
     supersede_staged(eng, vault.vault_id, at, cid)
@@ -235,7 +242,7 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
     repo.set_vault_state(conn, vault.vault_id, status=status, peak_nav=peak, last_nav=nav,
                          last_cycle_at=at)
     _save_books(eng, books)
-    return pending
+    return pending, Context(books, marks, instruments)
 
 
 def _plan_account(
@@ -277,9 +284,9 @@ def _record_orders(
     eng: Engine, vault: Vault, cid: str, at: int, planned: list[_Planned],
     master_alloc: Allocation, master: repo.AccountRow | None, marks: dict[str, Decimal],
     instruments: dict[str, Instrument], report: CycleReport,
-) -> int:
+) -> list[repo.OrderRow]:
     """Journal intents, orders, child orders and skips; book shadow fills. Returns the
-    number of orders left staged for execution."""
+    orders left staged for execution."""
     symbols = sorted({p.symbol for item in planned for p in item.plans})
     for symbol in symbols:
         weight = master_alloc.weights.get(symbol)
@@ -290,7 +297,8 @@ def _record_orders(
             "weight": fmt(weight.value()) if weight else "0", "mark": fmt(marks[symbol])})
     rows: list[repo.OrderRow] = []
     fills: list[tuple[Any, ...]] = []
-    pending = 0
+    pending: list[repo.OrderRow] = []
+    mark_texts = {symbol: fmt(mark) for symbol, mark in marks.items()}
     for item in planned:
         acct = item.account
         for skip in item.skips:
@@ -307,11 +315,11 @@ def _record_orders(
                 "order_id": oid, "client_order_id": coid, "cycle_id": cid,
                 "parent_id": ids.intent_id(cid, plan.symbol), "vault_id": vault.vault_id,
                 "account_id": acct.account_id, "symbol": plan.symbol, "side": plan.side,
-                "qty": fmt(plan.qty), "mark": fmt(plan.mark), "held": fmt(plan.held),
+                "qty": fmt(plan.qty), "mark": mark_texts[plan.symbol], "held": fmt(plan.held),
                 "target": fmt(plan.target), "status": "shadow" if shadow else "staged"}
             if plan.capped_from is not None:
                 payload["capped_from"] = fmt(plan.capped_from)
-            eng.record(at, kind, payload)
+            eng.record(at, kind, payload, ORDER_EVENT)
             if kind == "order":
                 report.orders += 1
             else:
@@ -339,11 +347,12 @@ def _record_orders(
                                   fmt(execution.commission), fmt(realized), at, seq, 1))
                     status, filled = "shadow", execution.qty
                     report.fills += 1
-            else:
-                pending += 1
-            rows.append(repo.OrderRow(oid, coid, cid, acct.account_id,
-                                      ids.intent_id(cid, plan.symbol), kind, plan.symbol,
-                                      plan.side, plan.qty, status, filled, reason))
+            order = repo.OrderRow(oid, coid, cid, acct.account_id,
+                                  ids.intent_id(cid, plan.symbol), kind, plan.symbol,
+                                  plan.side, plan.qty, status, filled, reason)
+            rows.append(order)
+            if status == "staged":
+                pending.append(order)
     repo.insert_orders(eng.conn, rows)
     repo.insert_fills(eng.conn, fills)
     return pending

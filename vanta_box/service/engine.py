@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from vanta_box.core.canonical import dumps, loads
+from vanta_box.core.canonical import Template, dumps, loads
 from vanta_box.core.errors import InputError
 from vanta_box.core.models import Vault
 from vanta_box.core.timeutil import fmt_ts
@@ -64,6 +64,8 @@ class Engine:
     progress: Callable[[str], None] = field(default=lambda _msg: None)
     _command: Command | None = field(default=None, init=False)
     _recorded: bool = field(default=False, init=False)
+    _ts_key: int = field(default=-1, init=False)
+    _ts_text: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.conn)
@@ -97,5 +99,12 @@ class Engine:
             raise
         self.conn.execute("COMMIT")
 
-    def record(self, ts: int, kind: str, payload: dict[str, Any]) -> int:
-        return self.journal.append(fmt_ts(ts), kind, payload)
+    def record(self, ts: int, kind: str, payload: dict[str, Any],
+               template: Template | None = None) -> int:
+        """Journal a decision event at ``ts``. A template renders the canonical payload
+        faster when the payload has exactly its keys (else the generic encoder runs)."""
+        if ts != self._ts_key:
+            self._ts_key, self._ts_text = ts, fmt_ts(ts)
+        if template is not None and template.fits(payload):
+            return self.journal.append_raw(self._ts_text, kind, template.render(payload))
+        return self.journal.append(self._ts_text, kind, payload)

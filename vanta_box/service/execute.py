@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from vanta_box.core.canonical import Template
 from vanta_box.core.models import Execution, Instrument, OrderPlan
 from vanta_box.core.money import ZERO, fmt
 from vanta_box.execution.broker import DuplicateOrder, OrderRequest
@@ -24,6 +25,12 @@ from vanta_box.service.engine import Engine
 from vanta_box.store import repo
 
 BATCH_ORDERS = 5000
+FILL_EVENT = Template("fill_id", "order_id", "client_order_id", "account_id", "symbol", "side",
+                      "qty", "price", "commission", "requested_qty", "realized_pnl", "venue",
+                      "mark")
+# Venues that answer a market order at once: their orders need no separate `submitted`
+# event (the fill or reject says which venue answered, at which mark).
+INSTANT_VENUES = frozenset({"paper", "shadow"})
 
 
 @dataclass
@@ -33,7 +40,10 @@ class ExecutionReport:
 
 
 def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: str,
-                 ex: Execution, realized: Decimal, *, shadow: bool = False) -> dict[str, Any]:
+                 ex: Execution, realized: Decimal, *, venue: str | None = None,
+                 mark: str | None = None, shadow: bool = False) -> dict[str, Any]:
+    """The ``fill`` event. ``venue`` is set when the fill is a venue's answer (an input to
+    replay); a shadow book's fill is computed here instead (a decision)."""
     payload: dict[str, Any] = {
         "fill_id": order_id, "order_id": order_id, "client_order_id": coid,
         "account_id": account_id, "symbol": symbol, "side": side, "qty": fmt(ex.qty),
@@ -42,6 +52,9 @@ def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: s
     }
     if ex.note:
         payload["note"] = ex.note
+    if venue is not None:
+        payload["venue"] = venue
+        payload["mark"] = mark
     if shadow:
         payload["shadow"] = True
     return payload
@@ -64,17 +77,30 @@ def shadow_fill(book: Book, coid: str, account_id: str, plan: OrderPlan,
     return ShadowVenue(allow_short).submit(request, book)
 
 
-def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int) -> ExecutionReport:
+@dataclass
+class Context:
+    """What staging already loaded, handed to execution in the same process."""
+
+    books: dict[str, Book]
+    marks: dict[str, Decimal]
+    instruments: dict[str, Instrument]
+
+
+def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
+                   context: Context | None = None) -> ExecutionReport:
     """Execute staged orders at the marks of ``at``."""
     report = ExecutionReport()
     if not orders:
         return report
     conn = eng.conn
-    involved = sorted({o.account_id for o in orders})
-    accounts = {a.account_id: a for a in repo.accounts(conn) if a.account_id in set(involved)}
-    books = load_books(conn, list(accounts.values()))
-    instruments = repo.instruments(conn)
-    marks = repo.marks_at(conn, at, {o.symbol for o in orders})
+    involved = {o.account_id for o in orders}
+    accounts = {a.account_id: a for a in repo.accounts(conn) if a.account_id in involved}
+    if context is None:
+        books = load_books(conn, list(accounts.values()))
+        instruments = repo.instruments(conn)
+        marks = repo.marks_at(conn, at, {o.symbol for o in orders})
+    else:
+        books, instruments, marks = context.books, context.instruments, context.marks
     vaults = {}
     for acct in accounts.values():
         if acct.vault_id not in vaults:
@@ -108,6 +134,7 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                marks: dict[str, Decimal], at: int, report: ExecutionReport) -> None:
     updates: list[tuple[str, str, str | None, str]] = []
     fills: list[tuple[Any, ...]] = []
+    mark_texts: dict[str, str] = {}
     with eng.tx():
         for account_id in batch:
             acct = accounts[account_id]
@@ -115,24 +142,29 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
             book = books[account_id]
             broker = eng.venues.broker_for(acct, vault)
             ordered = sorted(by_account[account_id], key=lambda o: (o.side != "sell", o.symbol))
+            instant = broker.kind in INSTANT_VENUES
             for o in ordered:
                 mark = marks.get(o.symbol)
+                qty_text = fmt(o.qty)
                 if mark is None:
                     eng.record(at, "reject", {"order_id": o.order_id,
                                               "client_order_id": o.client_order_id,
                                               "account_id": account_id, "symbol": o.symbol,
-                                              "reason": "no_mark", "requested_qty": fmt(o.qty)})
+                                              "reason": "no_mark", "requested_qty": qty_text})
                     updates.append(("rejected", "0", "no_mark", o.order_id))
                     report.rejects += 1
                     continue
+                mark_text = mark_texts.get(o.symbol) or mark_texts.setdefault(o.symbol,
+                                                                              fmt(mark))
                 request = OrderRequest(o.client_order_id, account_id, o.symbol,
                                        o.side,  # type: ignore[arg-type]
                                        o.qty, mark, instruments[o.symbol].lot_step)
-                eng.record(at, "submitted", {"order_id": o.order_id,
-                                             "client_order_id": o.client_order_id,
-                                             "account_id": account_id, "symbol": o.symbol,
-                                             "side": o.side, "qty": fmt(o.qty),
-                                             "mark": fmt(mark), "venue": broker.kind})
+                if not instant:
+                    eng.record(at, "submitted", {"order_id": o.order_id,
+                                                 "client_order_id": o.client_order_id,
+                                                 "account_id": account_id, "symbol": o.symbol,
+                                                 "side": o.side, "qty": qty_text,
+                                                 "mark": mark_text, "venue": broker.kind})
                 try:
                     ex = broker.submit(request, book)
                 except DuplicateOrder:
@@ -142,22 +174,24 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                         note="the venue already has this client_order_id and no fill for it")
                 book.executed_ids.add(o.client_order_id)
                 if ex.rejected:
-                    payload = {"order_id": o.order_id, "client_order_id": o.client_order_id,
-                               "account_id": account_id, "symbol": o.symbol,
-                               "reason": ex.reject_reason, "requested_qty": fmt(o.qty)}
+                    rejection = {"order_id": o.order_id, "client_order_id": o.client_order_id,
+                                 "account_id": account_id, "symbol": o.symbol,
+                                 "reason": ex.reject_reason, "requested_qty": qty_text,
+                                 "venue": broker.kind, "mark": mark_text}
                     if ex.note:
-                        payload["note"] = ex.note
-                    eng.record(at, "reject", payload)
-                    updates.append(("rejected", "0", ex.reject_reason, o.order_id))
+                        rejection["note"] = ex.note
+                    eng.record(at, "reject", rejection)
+                    updates.append(("rejected", "0", str(ex.reject_reason), o.order_id))
                     report.rejects += 1
                     continue
                 realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
-                seq = eng.record(at, "fill", fill_payload(o.order_id, o.client_order_id,
-                                                          account_id, o.symbol, o.side, ex,
-                                                          realized))
-                fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side, fmt(ex.qty),
-                              fmt(ex.price), fmt(ex.commission), fmt(realized), at, seq, 0))
-                updates.append(("filled", fmt(ex.qty), ex.note, o.order_id))
+                payload = fill_payload(o.order_id, o.client_order_id, account_id, o.symbol,
+                                       o.side, ex, realized, venue=broker.kind, mark=mark_text)
+                seq = eng.record(at, "fill", payload, FILL_EVENT)
+                fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side,
+                              payload["qty"], payload["price"], payload["commission"],
+                              payload["realized_pnl"], at, seq, 0))
+                updates.append(("filled", payload["qty"], ex.note, o.order_id))
                 report.fills += 1
         repo.update_orders(eng.conn, updates)
         repo.insert_fills(eng.conn, fills)

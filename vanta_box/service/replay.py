@@ -1,7 +1,7 @@
 """Deterministic replay: re-run every command of a journal into a fresh database.
 
-The journal's inputs are its command events and the venues' answers (the ``fill`` or
-``reject`` that follows each ``submitted``). Replay feeds the commands, in order, to the
+The journal's inputs are its command events and the venues' answers (the ``fill`` and
+``reject`` events that name a ``venue``). Replay feeds the commands, in order, to the
 same handlers that ran them live; when a handler sends an order, the answer is taken from
 the original journal (venues are never asked again). If the original command stopped
 before an order was answered (a crash), the replayed command stops at the same point.
@@ -13,7 +13,6 @@ projection table row by row.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -120,12 +119,13 @@ def _spans(source: db.Connection) -> Iterator[tuple[Event, list[Event]]]:
 
 
 def _answers(span: list[Event]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The venue's answer to each order sent during the span."""
+    """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for before, event in itertools.pairwise(span):
-        if before.kind == "submitted" and event.kind in ("fill", "reject"):
+    for event in span:
+        if event.kind in ("fill", "reject") and '"venue":' in event.payload_json:
             payload = json.loads(event.payload_json)
-            out[payload["client_order_id"]] = (event.kind, payload)
+            if "venue" in payload:
+                out[payload["client_order_id"]] = (event.kind, payload)
     return out
 
 

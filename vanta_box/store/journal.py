@@ -11,6 +11,7 @@ hashes are computed as events are appended, so the chain costs one SHA-256 per r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator
@@ -26,10 +27,15 @@ _sha256 = hashlib.sha256
 _str_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
+@functools.lru_cache(maxsize=256)
+def _quoted(text: str) -> str:
+    return _str_dumps(text)
+
+
 def row_bytes(seq: int, ts: str, kind: str, payload_json: str) -> bytes:
     return (
-        '{"kind":' + _str_dumps(kind) + ',"payload":' + payload_json + ',"seq":' + str(seq)
-        + ',"ts":' + _str_dumps(ts) + "}"
+        '{"kind":' + _quoted(kind) + ',"payload":' + payload_json + ',"seq":' + str(seq)
+        + ',"ts":' + _quoted(ts) + "}"
     ).encode()
 
 
@@ -84,7 +90,7 @@ class Journal:
         return seq
 
     def append_raw(self, ts: str, kind: str, payload_json: str) -> int:
-        """Append an event whose canonical payload text is already known (replay)."""
+        """Append an event whose canonical payload text is already known."""
         seq = self.seq + 1
         digest = _sha256(self._prev + row_bytes(seq, ts, kind, payload_json)).digest()
         hex_digest = digest.hex()
