@@ -132,7 +132,8 @@ CREATE TABLE cycles (
     vault_status TEXT NOT NULL,         -- active | halted | maintenance | no_signals
     nav          TEXT,
     peak_nav     TEXT,
-    signal_as_of INTEGER
+    signal_as_of INTEGER,
+    first_seq    INTEGER NOT NULL       -- journal seq where the cycle's decisions begin
 ) STRICT;
 
 CREATE INDEX cycles_vault_at ON cycles (vault_id, at);
@@ -145,9 +146,12 @@ CREATE TABLE allocations (
     PRIMARY KEY (cycle_id, personas)
 ) STRICT;
 
+-- One b-tree per table on the hot path (hundreds of thousands of rows per cycle): orders
+-- and fills are WITHOUT ROWID tables keyed for their queries. client_order_id is derived
+-- from the order_id (cycle, account, symbol), so the primary key already makes it unique.
 CREATE TABLE orders (
-    order_id        TEXT PRIMARY KEY,   -- cycle/account/symbol
-    client_order_id TEXT NOT NULL UNIQUE,
+    order_id        TEXT PRIMARY KEY,   -- cycle/account/symbol: a cycle's orders are a range
+    client_order_id TEXT NOT NULL,
     cycle_id        TEXT NOT NULL REFERENCES cycles (cycle_id),
     account_id      TEXT NOT NULL REFERENCES accounts (account_id),
     parent_id       TEXT NOT NULL,      -- the cycle's intent for this symbol
@@ -159,24 +163,22 @@ CREATE TABLE orders (
         CHECK (status IN ('staged', 'filled', 'rejected', 'cancelled', 'shadow')),
     filled_qty      TEXT NOT NULL,
     reason          TEXT
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE INDEX orders_staged ON orders (account_id) WHERE status = 'staged';
-CREATE INDEX orders_cycle ON orders (cycle_id);
 
 CREATE TABLE fills (
-    fill_id      TEXT PRIMARY KEY,
-    order_id     TEXT NOT NULL,
     account_id   TEXT NOT NULL REFERENCES accounts (account_id),
+    at           INTEGER NOT NULL,
+    fill_id      TEXT NOT NULL,
+    order_id     TEXT NOT NULL,
     symbol       TEXT NOT NULL,
     side         TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
     qty          TEXT NOT NULL,
     price        TEXT NOT NULL,
     commission   TEXT NOT NULL,
     realized_pnl TEXT NOT NULL,
-    at           INTEGER NOT NULL,
     seq          INTEGER NOT NULL,      -- journal row of the fill
-    shadow       INTEGER NOT NULL
-) STRICT;
-
-CREATE INDEX fills_account_at ON fills (account_id, at);
+    shadow       INTEGER NOT NULL,
+    PRIMARY KEY (account_id, at, fill_id)
+) STRICT, WITHOUT ROWID;

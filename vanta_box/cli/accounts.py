@@ -8,34 +8,36 @@ from vanta_box.cli.common import at_option, echo_warnings, engine, parse_at, wri
 
 
 @click.command()
-@click.argument("packet", type=click.Path(dir_okay=False))
+@click.argument("packets", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @at_option
 @click.pass_context
-def onboard(ctx: click.Context, packet: str, at: str | None) -> None:
-    """Onboard an account from its API packet (manager or follower).
+def onboard(ctx: click.Context, packets: tuple[str, ...], at: str | None) -> None:
+    """Onboard accounts from their API packets (manager or follower).
 
-    Broker secrets go to the encrypted keystore (needs VANTA_PASSPHRASE); the database
-    keeps only a key reference and a fingerprint. The onboarding time is --at, else the
-    packet's accepted_at, else now.
+    Several packets are onboarded together: if any is invalid, none is. Broker secrets go
+    to the encrypted keystore (needs VANTA_PASSPHRASE); the database keeps only a key
+    reference and a fingerprint. The onboarding time is --at, else the packet's
+    accepted_at, else now.
 
     \b
     Example:
         VANTA_PASSPHRASE=... vanta onboard packet_F1042.json --at 2026-11-01T00:00:00Z
+        vanta onboard packets/*.json --at 2026-11-01T00:00:00Z
     """
     from vanta_box.core.clock import SystemClock
     from vanta_box.keystore import Keystore
-    from vanta_box.service.accounts import onboard_command
+    from vanta_box.service.accounts import onboard_many
 
     ts = parse_at(at) if at is not None else None
     with engine(ctx) as (eng, home):
         keystore = Keystore(home.keystore_path)
-        command, parsed = onboard_command(eng, packet, ts, SystemClock().now(), keystore)
-        echo_warnings(parsed.warnings)
-        eng.run(command)
-        write_state(eng, home, command.ts)
-    p = command.payload
-    click.echo(f"onboarded {p['account_id']} ({p['role']}, {p['mode']}) on {p['vault_id']}, "
-               f"broker {p['broker']['kind']}")
+        commands = onboard_many(eng, list(packets), ts, SystemClock().now(), keystore,
+                                warn=lambda message: echo_warnings([message]))
+        write_state(eng, home, max(c.ts for c in commands))
+    for command in commands:
+        p = command.payload
+        click.echo(f"onboarded {p['account_id']} ({p['role']}, {p['mode']}) on "
+                   f"{p['vault_id']}, broker {p['broker']['kind']}")
 
 
 @click.group()

@@ -67,7 +67,9 @@ def status(ctx: click.Context, at: str | None) -> None:
             click.echo(f"account  {a['account_id']:<10} {a['role']:<8} {a['mode']:<12} "
                        f"{a['status']:<7} equity {a['equity']:>18} cash {a['cash']:>18} "
                        f"{len(a['positions'])} positions")
-        staged = repo.staged_orders(conn)
+        from vanta_box.service import pending
+
+        staged = pending.pending(conn)
         click.echo(f"queue    {len(staged)} staged order(s)")
         click.echo(f"marks    as of {fmt_ts(ts)}")
 

@@ -62,10 +62,10 @@ def queue_show(ctx: click.Context, vault_id: str | None) -> None:
         vanta queue show --vault V_CORE
     """
     from vanta_box.core.money import fmt
-    from vanta_box.store import repo
+    from vanta_box.service import pending
 
     with engine(ctx, lock=False) as (eng, _home):
-        orders = repo.staged_orders(eng.conn, vault_id=vault_id)
+        orders = pending.pending(eng.conn, vault_id=vault_id)
     if not orders:
         click.echo("queue is empty")
     for o in orders:

@@ -12,6 +12,7 @@ from typing import Any
 from vanta_box.core.money import ZERO, fmt
 from vanta_box.core.timeutil import fmt_ts
 from vanta_box.inputs.vaults import vault_from_dict, vault_to_dict
+from vanta_box.service import pending
 from vanta_box.service.books import Book, load_books
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection
@@ -148,7 +149,7 @@ def queue_doc(conn: Connection, as_of: int) -> dict[str, Any]:
         {"order_id": o.order_id, "client_order_id": o.client_order_id,
          "account_id": o.account_id, "parent_id": o.parent_id, "cycle_id": o.cycle_id,
          "kind": o.kind, "symbol": o.symbol, "side": o.side, "qty": fmt(o.qty),
-         "status": o.status} for o in repo.staged_orders(conn)]}
+         "status": o.status} for o in pending.pending(conn)]}
 
 
 def trade_line(event: journal.Event) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vanta_box.core.canonical import dumps, plain
 from vanta_box.core.errors import InputError, Refused
+from vanta_box.core.models import Vault
 from vanta_box.core.money import ZERO, D, fmt
-from vanta_box.core.timeutil import fmt_ts, parse_ts
+from vanta_box.core.timeutil import fmt_ts
 from vanta_box.inputs.packets import Packet, load_packet
 from vanta_box.keystore import Keystore, fingerprint
 from vanta_box.service.engine import Command, Engine, handles
@@ -15,19 +17,14 @@ from vanta_box.service.setup import load_vault
 from vanta_box.store import repo
 
 
-def onboard_command(
-    eng: Engine, path: str, at: int | None, now: int, keystore: Keystore | None
-) -> tuple[Command, Packet]:
-    """Validate a packet against the registry; store its secrets in the keystore.
-
-    The onboarding time is ``--at``, else the packet's ``accepted_at``, else now.
-    """
+def validate_packet(eng: Engine, path: str) -> tuple[Packet, Vault]:
+    """Parse a packet and check it against the registry (nothing is written)."""
     packet = load_packet(path)
     raw = packet.raw
     try:
         _row, vault = load_vault(eng, raw.vault_id)
     except InputError as exc:
-        raise InputError(str(exc), source=path, field="vault_id") from None
+        raise InputError(str(exc).split(": ", 1)[-1], source=path, field="vault_id") from None
     if repo.account(eng.conn, raw.account_id) is not None:
         raise InputError(f"account {raw.account_id!r} is already onboarded", source=path,
                          field="account_id")
@@ -36,10 +33,6 @@ def onboard_command(
         if existing:
             raise InputError(f"vault {vault.vault_id} already has a manager account "
                              f"({existing[0].account_id})", source=path, field="role")
-        personas = list(vault.personas)
-        mode = "master"
-        mirroring: dict[str, Any] = {}
-        fee = None
     else:
         prefs = raw.persona_prefs if raw.persona_prefs is not None else list(vault.personas)
         for i, persona in enumerate(prefs):
@@ -49,6 +42,39 @@ def onboard_command(
                                  field=f"persona_prefs[{i}]")
         if len(set(prefs)) != len(prefs):
             raise InputError("personas must not repeat", source=path, field="persona_prefs")
+        if raw.fee_agreement is None and vault.mirroring.fee is None:
+            raise InputError("a follower needs a fee agreement (the vault defines no default "
+                             "mirroring.fee)", source=path, field="fee_agreement")
+    mode = ("master" if raw.role == "manager" else
+            (raw.mirroring.mode if raw.mirroring and raw.mirroring.mode else None)
+            or vault.mirroring.mode)
+    if packet.kind != "paper" and mode == "shadow" and "starting_cash" not in \
+            packet.public_broker():
+        raise InputError("a shadow follower on a real broker needs broker.starting_cash "
+                         "for its shadow book", source=path, field="broker.starting_cash")
+    return packet, vault
+
+
+def onboard_command(
+    eng: Engine, path: str, at: int | None, now: int, keystore: Keystore | None,
+    packet: Packet | None = None,
+) -> tuple[Command, Packet]:
+    """Validate a packet against the registry; store its secrets in the keystore.
+
+    The onboarding time is ``--at``, else the packet's ``accepted_at``, else now.
+    """
+    if packet is None:
+        packet, vault = validate_packet(eng, path)
+    else:
+        _row, vault = load_vault(eng, packet.raw.vault_id)
+    raw = packet.raw
+    if raw.role == "manager":
+        personas = list(vault.personas)
+        mode = "master"
+        mirroring: dict[str, Any] = {}
+        fee = None
+    else:
+        prefs = raw.persona_prefs if raw.persona_prefs is not None else list(vault.personas)
         personas = sorted(prefs)
         m = raw.mirroring
         mode = (m.mode if m and m.mode else None) or vault.mirroring.mode
@@ -63,19 +89,12 @@ def onboard_command(
             terms = raw.fee_agreement
             fee = plain({"type": terms.type, "perf_share": terms.perf_share,
                          "flat_usd": terms.flat_usd})
-        elif vault.mirroring.fee is not None:
-            vf = vault.mirroring.fee
-            fee = plain({"type": vf.type, "perf_share": vf.perf_share, "flat_usd": vf.flat_usd})
         else:
-            raise InputError("a follower needs a fee agreement (the vault defines no default "
-                             "mirroring.fee)", source=path, field="fee_agreement")
+            vf = vault.mirroring.fee
+            assert vf is not None  # validate_packet checked
+            fee = plain({"type": vf.type, "perf_share": vf.perf_share, "flat_usd": vf.flat_usd})
     public = packet.public_broker()
-    if packet.kind == "paper":
-        starting_cash = D(public["starting_cash"])
-    elif mode == "shadow":
-        if "starting_cash" not in public:
-            raise InputError("a shadow follower on a real broker needs broker.starting_cash "
-                             "for its shadow book", source=path, field="broker.starting_cash")
+    if packet.kind == "paper" or mode == "shadow":
         starting_cash = D(public["starting_cash"])
     else:
         starting_cash = ZERO
@@ -102,6 +121,34 @@ def onboard_command(
         "starting_cash": fmt(starting_cash),
     }
     return Command.make("account.onboard", onboarded_at, payload), packet
+
+
+def onboard_many(eng: Engine, paths: list[str], at: int | None, now: int,
+                 keystore: Keystore | None,
+                 warn: Callable[[str], None] = lambda _m: None) -> list[Command]:
+    """Validate every packet, then onboard them all in one transaction (all or none).
+
+    Secrets reach the keystore only once every packet is valid."""
+    parsed = [validate_packet(eng, path) for path in paths]
+    seen: dict[str, str] = {}
+    for path, (packet, _vault) in zip(paths, parsed, strict=True):
+        if packet.account_id in seen:
+            raise InputError(f"account {packet.account_id!r} is also in {seen[packet.account_id]}",
+                             source=path, field="account_id")
+        seen[packet.account_id] = path
+    managers = [p.raw.vault_id for p, _v in parsed if p.raw.role == "manager"]
+    if len(managers) != len(set(managers)):
+        raise InputError("two manager packets for the same vault")
+    commands = []
+    for path, (packet, _vault) in zip(paths, parsed, strict=True):
+        for message in packet.warnings:
+            warn(message)
+        command, _ = onboard_command(eng, path, at, now, keystore, packet=packet)
+        commands.append(command)
+    with eng.batch():
+        for command in commands:
+            eng.run(command)
+    return commands
 
 
 @handles("account.onboard")
@@ -173,11 +220,3 @@ def _transition(eng: Engine, cmd: Command) -> dict[str, Any]:
 
 for _kind in _TRANSITIONS:
     handles(_kind)(_transition)
-
-
-def onboarded_at_text(acct: repo.AccountRow) -> str:
-    return fmt_ts(acct.onboarded_at)
-
-
-def parse_time(text: str) -> int:
-    return parse_ts(text)

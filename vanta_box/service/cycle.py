@@ -25,9 +25,16 @@ from vanta_box.core.money import ONE, ZERO, fmt
 from vanta_box.core.timeutil import fmt_ts
 from vanta_box.domain.allocation import Allocation, allocate
 from vanta_box.domain.rebalance import Sizing, diff
+from vanta_box.service import pending
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Command, Engine, handles
-from vanta_box.service.execute import Context, execute_orders, fill_payload, shadow_fill
+from vanta_box.service.execute import (
+    Context,
+    execute_orders,
+    fill_payload,
+    settled,
+    shadow_fill,
+)
 from vanta_box.service.setup import expire_overlays, load_vault
 from vanta_box.store import repo
 
@@ -105,7 +112,7 @@ def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int, report: Cy
                         orders: list[repo.OrderRow] | None = None,
                         context: Context | None = None) -> None:
     if orders is None:
-        orders = repo.staged_orders(eng.conn, cycle_id=cid)
+        orders = pending.pending(eng.conn, cycle_id=cid)
     result = execute_orders(eng, orders, at, context)
     report.fills += result.fills
     report.rejects += result.rejects
@@ -121,22 +128,25 @@ def _finish(eng: Engine, cid: str, at: int, report: CycleReport) -> None:
 
 
 def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
-    """Cancel orders a previous (stage-only) cycle left staged: a new cycle re-plans."""
-    stale = repo.staged_orders(eng.conn, vault_id=vault_id)
-    updates = []
+    """Cancel what earlier unfinished cycles (stage-only, or interrupted and never resumed)
+    left to execute: a new cycle re-plans from the holdings."""
+    stale_cycles = repo.staged_cycles(eng.conn, vault_id)
+    stale = pending.pending(eng.conn, vault_id=vault_id)
+    done: list[repo.SettledOrder] = []
     for o in stale:
         eng.record(at, "cancel", {"order_id": o.order_id, "client_order_id": o.client_order_id,
                                   "account_id": o.account_id, "symbol": o.symbol,
                                   "reason": "superseded", "by": by})
-        updates.append(("cancelled", "0", f"superseded by {by}", o.order_id))
-    repo.update_orders(eng.conn, updates)
-    for cycle_id in sorted({o.cycle_id for o in stale}):
+        done.append(settled(o, fmt(o.qty), "cancelled", "0", f"superseded by {by}"))
+    repo.settle_orders(eng.conn, done)
+    for cycle_id in stale_cycles:
         eng.record(at, "cycle.done", {"cycle_id": cycle_id, "vault_id": vault_id,
                                       "superseded_by": by})
         repo.set_cycle_status(eng.conn, cycle_id, "done")
     return len(stale)
 
 
+TOLERANCE_SKIPS = frozenset({"below_min_notional", "within_drift_band"})
 ORDER_EVENT = Template("order_id", "client_order_id", "cycle_id", "parent_id", "vault_id",
                        "account_id", "symbol", "side", "qty", "mark", "held", "target", "status")
 
@@ -164,6 +174,7 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
     conn = eng.conn
     expire_overlays(eng, at, vault.vault_id)
     supersede_staged(eng, vault.vault_id, at, cid)
+    first_seq = eng.journal.seq + 1
     accounts = [a for a in repo.accounts(conn, vault.vault_id) if a.status != "removed"]
     books = load_books(conn, accounts)
     instruments = repo.instruments(conn)
@@ -199,7 +210,7 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
                            "no_signals" if signals is None and not liquidate else status)
     repo.insert_cycle(conn, repo.CycleRow(
         cid, vault.vault_id, at, "staged", stage_only, report.vault_status, nav, peak,
-        signals[0] if signals else None))
+        signals[0] if signals else None, first_seq))
 
     allocations: dict[tuple[str, ...], Allocation] = {}
 
@@ -237,12 +248,12 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
             else:
                 planned.append(result)
 
-    pending = _record_orders(eng, vault, cid, at, planned, master_alloc, master, marks,
-                             instruments, report)
+    waiting = _record_orders(eng, vault, cid, at, planned, master_alloc, master, marks,
+                             instruments, report, stage_only)
     repo.set_vault_state(conn, vault.vault_id, status=status, peak_nav=peak, last_nav=nav,
                          last_cycle_at=at)
     _save_books(eng, books)
-    return pending, Context(books, marks, instruments)
+    return waiting, Context(books, marks, instruments)
 
 
 def _plan_account(
@@ -283,10 +294,11 @@ def _plan_account(
 def _record_orders(
     eng: Engine, vault: Vault, cid: str, at: int, planned: list[_Planned],
     master_alloc: Allocation, master: repo.AccountRow | None, marks: dict[str, Decimal],
-    instruments: dict[str, Instrument], report: CycleReport,
+    instruments: dict[str, Instrument], report: CycleReport, stage_only: bool,
 ) -> list[repo.OrderRow]:
     """Journal intents, orders, child orders and skips; book shadow fills. Returns the
-    orders left staged for execution."""
+    orders left staged for execution (written to the orders table now only when they
+    wait in the queue: otherwise once settled, see service.pending)."""
     symbols = sorted({p.symbol for item in planned for p in item.plans})
     for symbol in symbols:
         weight = master_alloc.weights.get(symbol)
@@ -297,15 +309,25 @@ def _record_orders(
             "weight": fmt(weight.value()) if weight else "0", "mark": fmt(marks[symbol])})
     rows: list[repo.OrderRow] = []
     fills: list[tuple[Any, ...]] = []
-    pending: list[repo.OrderRow] = []
+    waiting: list[repo.OrderRow] = []
     mark_texts = {symbol: fmt(mark) for symbol, mark in marks.items()}
     for item in planned:
         acct = item.account
+        tolerated: dict[str, str] = {}
         for skip in item.skips:
+            report.skips += 1
+            if skip.reason in TOLERANCE_SKIPS and skip.symbol is not None:
+                tolerated[skip.symbol] = skip.reason
+                continue
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                     "account_id": acct.account_id, "symbol": skip.symbol,
                                     "reason": skip.reason, **skip.detail})
-            report.skips += 1
+        if tolerated:
+            # Steady-state non-trades (tiny or within-band differences) are one event per
+            # account, not one per symbol: replay re-derives them anyway.
+            eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                    "account_id": acct.account_id, "symbol": None,
+                                    "reason": "within_tolerance", "symbols": tolerated})
         kind = "order" if acct.role == "manager" else "child_order"
         shadow = acct.mode == "shadow"
         for plan in item.plans:
@@ -350,12 +372,13 @@ def _record_orders(
             order = repo.OrderRow(oid, coid, cid, acct.account_id,
                                   ids.intent_id(cid, plan.symbol), kind, plan.symbol,
                                   plan.side, plan.qty, status, filled, reason)
-            rows.append(order)
             if status == "staged":
-                pending.append(order)
+                waiting.append(order)
+            if status != "staged" or stage_only:
+                rows.append(order)
     repo.insert_orders(eng.conn, rows)
     repo.insert_fills(eng.conn, fills)
-    return pending
+    return waiting
 
 
 def _save_books(eng: Engine, books: dict[str, Book]) -> None:

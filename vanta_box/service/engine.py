@@ -66,6 +66,7 @@ class Engine:
     _recorded: bool = field(default=False, init=False)
     _ts_key: int = field(default=-1, init=False)
     _ts_text: str = field(default="", init=False)
+    _depth: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         self.journal = Journal(self.conn)
@@ -81,9 +82,31 @@ class Engine:
             self._command = None
 
     @contextmanager
-    def tx(self) -> Iterator[None]:
-        """One transaction; the pending command event is journaled at its start."""
+    def batch(self) -> Iterator[None]:
+        """Run several commands in one transaction: all of them land, or none does."""
+        if self._depth:
+            raise RuntimeError("batches do not nest")
         self.conn.execute("BEGIN IMMEDIATE")
+        self._depth += 1
+        try:
+            yield
+            self.journal.flush()
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self.journal.reload()
+            raise
+        finally:
+            self._depth -= 1
+        self.conn.execute("COMMIT")
+
+    @contextmanager
+    def tx(self) -> Iterator[None]:
+        """One transaction (a savepoint inside a batch); the pending command event is
+        journaled at its start."""
+        begin, commit, rollback = (
+            ("SAVEPOINT step", "RELEASE step", "ROLLBACK TO step; RELEASE step")
+            if self._depth else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"))
+        self.conn.execute(begin)
         recorded_before = self._recorded
         try:
             if self._command is not None and not self._recorded:
@@ -93,11 +116,11 @@ class Engine:
             yield
             self.journal.flush()
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute(rollback)
             self.journal.reload()
             self._recorded = recorded_before
             raise
-        self.conn.execute("COMMIT")
+        self.conn.execute(commit)
 
     def record(self, ts: int, kind: str, payload: dict[str, Any],
                template: Template | None = None) -> int:

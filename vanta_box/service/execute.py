@@ -24,7 +24,7 @@ from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Engine
 from vanta_box.store import repo
 
-BATCH_ORDERS = 5000
+BATCH_ORDERS = 20000
 FILL_EVENT = Template("fill_id", "order_id", "client_order_id", "account_id", "symbol", "side",
                       "qty", "price", "commission", "requested_qty", "realized_pnl", "venue",
                       "mark")
@@ -40,15 +40,19 @@ class ExecutionReport:
 
 
 def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: str,
-                 ex: Execution, realized: Decimal, *, venue: str | None = None,
-                 mark: str | None = None, shadow: bool = False) -> dict[str, Any]:
+                 ex: Execution, realized: Decimal, *, requested: str | None = None,
+                 venue: str | None = None, mark: str | None = None,
+                 shadow: bool = False) -> dict[str, Any]:
     """The ``fill`` event. ``venue`` is set when the fill is a venue's answer (an input to
-    replay); a shadow book's fill is computed here instead (a decision)."""
+    replay); a shadow book's fill is computed here instead (a decision). ``requested`` is
+    the requested quantity's text, when the caller has it."""
+    requested = requested if requested is not None else fmt(ex.requested_qty)
     payload: dict[str, Any] = {
         "fill_id": order_id, "order_id": order_id, "client_order_id": coid,
-        "account_id": account_id, "symbol": symbol, "side": side, "qty": fmt(ex.qty),
+        "account_id": account_id, "symbol": symbol, "side": side,
+        "qty": requested if ex.qty == ex.requested_qty else fmt(ex.qty),
         "price": fmt(ex.price), "commission": fmt(ex.commission),
-        "requested_qty": fmt(ex.requested_qty), "realized_pnl": fmt(realized),
+        "requested_qty": requested, "realized_pnl": fmt(realized) if realized else "0",
     }
     if ex.note:
         payload["note"] = ex.note
@@ -58,6 +62,12 @@ def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: s
     if shadow:
         payload["shadow"] = True
     return payload
+
+
+def settled(o: repo.OrderRow, qty: str, status: str, filled: str,
+            reason: str | None) -> repo.SettledOrder:
+    return (o.order_id, o.client_order_id, o.cycle_id, o.account_id, o.parent_id, o.kind,
+            o.symbol, o.side, qty, status, filled, reason)
 
 
 def execution_from_payload(kind: str, payload: dict[str, Any]) -> Execution:
@@ -132,7 +142,7 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                accounts: dict[str, repo.AccountRow], books: dict[str, Book],
                vaults: dict[str, Any], instruments: dict[str, Instrument],
                marks: dict[str, Decimal], at: int, report: ExecutionReport) -> None:
-    updates: list[tuple[str, str, str | None, str]] = []
+    done: list[repo.SettledOrder] = []
     fills: list[tuple[Any, ...]] = []
     mark_texts: dict[str, str] = {}
     with eng.tx():
@@ -151,7 +161,7 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                                               "client_order_id": o.client_order_id,
                                               "account_id": account_id, "symbol": o.symbol,
                                               "reason": "no_mark", "requested_qty": qty_text})
-                    updates.append(("rejected", "0", "no_mark", o.order_id))
+                    done.append(settled(o, qty_text, "rejected", "0", "no_mark"))
                     report.rejects += 1
                     continue
                 mark_text = mark_texts.get(o.symbol) or mark_texts.setdefault(o.symbol,
@@ -181,19 +191,20 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                     if ex.note:
                         rejection["note"] = ex.note
                     eng.record(at, "reject", rejection)
-                    updates.append(("rejected", "0", str(ex.reject_reason), o.order_id))
+                    done.append(settled(o, qty_text, "rejected", "0", ex.reject_reason))
                     report.rejects += 1
                     continue
                 realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
                 payload = fill_payload(o.order_id, o.client_order_id, account_id, o.symbol,
-                                       o.side, ex, realized, venue=broker.kind, mark=mark_text)
+                                       o.side, ex, realized, requested=qty_text,
+                                       venue=broker.kind, mark=mark_text)
                 seq = eng.record(at, "fill", payload, FILL_EVENT)
                 fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side,
                               payload["qty"], payload["price"], payload["commission"],
                               payload["realized_pnl"], at, seq, 0))
-                updates.append(("filled", payload["qty"], ex.note, o.order_id))
+                done.append(settled(o, qty_text, "filled", payload["qty"], ex.note))
                 report.fills += 1
-        repo.update_orders(eng.conn, updates)
+        repo.settle_orders(eng.conn, done)
         repo.insert_fills(eng.conn, fills)
         upserts, deletes, money = [], [], []
         for account_id in batch:

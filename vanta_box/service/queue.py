@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vanta_box.core.errors import Refused
+from vanta_box.service import pending
 from vanta_box.service.cycle import CycleReport, _finish
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.execute import execute_orders
@@ -15,7 +16,7 @@ from vanta_box.store import repo
 def queue_execute_command(eng: Engine, vault_id: str | None, at: int) -> Command:
     if vault_id is not None:
         load_vault(eng, vault_id)
-    if not repo.staged_orders(eng.conn, vault_id=vault_id):
+    if not pending.pending(eng.conn, vault_id=vault_id):
         raise Refused("the queue is empty: nothing to execute")
     return Command.make("queue.execute", at, {"vault_id": vault_id})
 
@@ -23,7 +24,7 @@ def queue_execute_command(eng: Engine, vault_id: str | None, at: int) -> Command
 @handles("queue.execute")
 def _queue_execute(eng: Engine, cmd: Command) -> dict[str, Any]:
     vault_id = cmd.payload["vault_id"]
-    orders = repo.staged_orders(eng.conn, vault_id=vault_id)
+    orders = pending.pending(eng.conn, vault_id=vault_id)
     if not orders:
         raise Refused("the queue is empty: nothing to execute")
     cycles = sorted({o.cycle_id for o in orders})

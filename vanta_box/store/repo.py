@@ -125,8 +125,7 @@ def marks_at(conn: apsw.Connection, at: int, symbols: Iterable[str] | None = Non
     return out
 
 
-def price_count(conn: apsw.Connection) -> int:
-    return count_rows(conn, "prices")
+
 
 
 # ---------------------------------------------------------------- signals and overlays
@@ -321,15 +320,16 @@ class CycleRow:
     nav: Decimal | None
     peak_nav: Decimal | None
     signal_as_of: int | None
+    first_seq: int
 
 
 _CYCLE_COLS = ("cycle_id, vault_id, at, status, stage_only, vault_status, nav, peak_nav,"
-               " signal_as_of")
+               " signal_as_of, first_seq")
 
 
 def _cycle_row(r: Sequence[Any]) -> CycleRow:
     return CycleRow(r[0], r[1], r[2], r[3], bool(r[4]), r[5], None if r[6] is None else D(r[6]),
-                    None if r[7] is None else D(r[7]), r[8])
+                    None if r[7] is None else D(r[7]), r[8], r[9])
 
 
 def cycle(conn: apsw.Connection, cycle_id: str) -> CycleRow | None:
@@ -346,10 +346,10 @@ def last_cycle(conn: apsw.Connection, vault_id: str) -> CycleRow | None:
 
 def insert_cycle(conn: apsw.Connection, c: CycleRow) -> None:
     conn.execute(
-        f"INSERT INTO cycles ({_CYCLE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO cycles ({_CYCLE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (c.cycle_id, c.vault_id, c.at, c.status, int(c.stage_only), c.vault_status,
          None if c.nav is None else fmt(c.nav), None if c.peak_nav is None else fmt(c.peak_nav),
-         c.signal_as_of),
+         c.signal_as_of, c.first_seq),
     )
 
 
@@ -417,10 +417,31 @@ def insert_orders(conn: apsw.Connection, rows: Sequence[OrderRow]) -> None:
     )
 
 
-def update_orders(conn: apsw.Connection, rows: Iterable[tuple[str, str, str | None, str]]) -> None:
-    """(status, filled_qty, reason, order_id)."""
+# order_id, client_order_id, cycle_id, account_id, parent_id, kind, symbol, side, qty,
+# status, filled_qty, reason -- decimals already as canonical text
+SettledOrder = tuple[str, str, str, str, str, str, str, str, str, str, str, str | None]
+
+
+def settle_orders(conn: apsw.Connection, rows: Sequence[SettledOrder]) -> None:
+    """Write executed orders with their final status: a new row for an order that was
+    never persisted as staged (the normal cycle), an update for a queued one."""
     conn.executemany(
-        "UPDATE orders SET status = ?, filled_qty = ?, reason = ? WHERE order_id = ?", rows)
+        f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
+        " filled_qty = excluded.filled_qty, reason = excluded.reason",
+        rows,
+    )
+
+
+def _cycle_range(cycle_id: str) -> tuple[str, str]:
+    # order ids are "cycle/account/symbol": the cycle's orders are one key range
+    return cycle_id + "/", cycle_id + "0"
+
+
+def settled_order_ids(conn: apsw.Connection, cycle_id: str) -> set[str]:
+    return {oid for (oid,) in conn.execute(
+        "SELECT order_id FROM orders WHERE order_id >= ? AND order_id < ?"
+        " AND status != 'staged'", _cycle_range(cycle_id))}
 
 
 def staged_orders(conn: apsw.Connection, *, cycle_id: str | None = None,
@@ -439,11 +460,6 @@ def staged_orders(conn: apsw.Connection, *, cycle_id: str | None = None,
         args.append(vault_id)
     sql += " ORDER BY c.at, o.cycle_id, o.order_id"
     return [_order_row(r) for r in conn.execute(sql, tuple(args))]
-
-
-def orders_of_cycle(conn: apsw.Connection, cycle_id: str) -> list[OrderRow]:
-    return [_order_row(r) for r in conn.execute(
-        f"SELECT {_ORDER_COLS} FROM orders WHERE cycle_id = ? ORDER BY order_id", (cycle_id,))]
 
 
 def insert_fills(conn: apsw.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -468,8 +484,3 @@ def fills(conn: apsw.Connection, account_id: str, start: int | None = None,
         sql += " AND at < ?"
         args.append(end)
     return list(conn.execute(sql + " ORDER BY at, seq", tuple(args)))
-
-
-def count_rows(conn: apsw.Connection, table: str) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-    return int(row[0]) if row else 0
