@@ -93,6 +93,9 @@ def queue_execute(ctx: click.Context, vault_id: str | None, at: str | None) -> N
         write_state(eng, home, ts)
     click.echo(f"executed {result['orders']} order(s): {result['fills']} fills, "
                f"{result['rejects']} rejects")
+    if result["held"]:
+        click.echo(f"{result['held']} order(s) of {', '.join(result['maintenance'])} stay "
+                   "queued: maintenance in force")
 
 
 COMMANDS = [cycle, queue]

@@ -36,6 +36,7 @@ from vanta_box.service.execute import (
     shadow_fill,
 )
 from vanta_box.service.setup import expire_overlays, load_vault
+from vanta_box.service.venues import unavailable
 from vanta_box.store import repo
 
 
@@ -261,6 +262,11 @@ def _plan_account(
     instruments: dict[str, Instrument], at: int, cid: str, halted: bool, liquidate: bool,
     master_alloc: Allocation, allocation_for: Any,
 ) -> _Planned | None:
+    blocked = unavailable(acct)
+    if blocked is not None:
+        eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                "account_id": acct.account_id, "reason": blocked})
+        return None
     equity = book.equity(marks)
     rb = vault.rebalance
     if acct.role == "manager":

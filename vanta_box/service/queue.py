@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vanta_box.core.errors import Refused
+from vanta_box.core.timeutil import fmt_ts
 from vanta_box.service import pending
 from vanta_box.service.cycle import CycleReport, _finish
 from vanta_box.service.engine import Command, Engine, handles
@@ -21,22 +22,43 @@ def queue_execute_command(eng: Engine, vault_id: str | None, at: int) -> Command
     return Command.make("queue.execute", at, {"vault_id": vault_id})
 
 
+def _maintenance(eng: Engine, vault_ids: set[str], at: int) -> dict[str, int]:
+    """Vaults under a maintenance overlay at ``at``, with the overlay's expiry."""
+    out = {}
+    for vault_id in sorted(vault_ids):
+        for o in repo.overlays(eng.conn, vault_id):
+            if o.kind == "maintenance" and o.in_force(at):
+                out[vault_id] = o.expires_at
+    return out
+
+
 @handles("queue.execute")
 def _queue_execute(eng: Engine, cmd: Command) -> dict[str, Any]:
     vault_id = cmd.payload["vault_id"]
     orders = pending.pending(eng.conn, vault_id=vault_id)
     if not orders:
         raise Refused("the queue is empty: nothing to execute")
-    cycles = sorted({o.cycle_id for o in orders})
-    for cid in cycles:
+    cycles = {}
+    for cid in sorted({o.cycle_id for o in orders}):
         c = repo.cycle(eng.conn, cid)
-        if c is not None and c.at > cmd.ts:
+        assert c is not None
+        cycles[cid] = c
+    # A vault in maintenance executes nothing (SPEC §4): its orders stay in the queue.
+    frozen = _maintenance(eng, {c.vault_id for c in cycles.values()}, cmd.ts)
+    held = [o for o in orders if cycles[o.cycle_id].vault_id in frozen]
+    orders = [o for o in orders if cycles[o.cycle_id].vault_id not in frozen]
+    if not orders:
+        until = ", ".join(f"{v} until {fmt_ts(t)}" for v, t in frozen.items())
+        raise Refused(f"maintenance in force ({until}): nothing executed, "
+                      f"{len(held)} order(s) stay queued")
+    run = sorted({o.cycle_id for o in orders})
+    for cid in run:
+        if cycles[cid].at > cmd.ts:
             raise Refused(f"cycle {cid} is later than the execution time")
     result = execute_orders(eng, orders, cmd.ts)
     with eng.tx():
-        for cid in cycles:
-            c = repo.cycle(eng.conn, cid)
-            assert c is not None
+        for cid in run:
+            c = cycles[cid]
             _finish(eng, cid, cmd.ts, CycleReport(cid, c.vault_id, vault_status=c.vault_status))
     return {"orders": len(orders), "fills": result.fills, "rejects": result.rejects,
-            "cycles": cycles}
+            "cycles": run, "held": len(held), "maintenance": sorted(frozen)}

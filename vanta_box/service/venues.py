@@ -21,6 +21,14 @@ def paper_terms(account: AccountRow, vault: Vault) -> PaperTerms:
     )
 
 
+def unavailable(account: AccountRow) -> str | None:
+    """Why an account cannot be traded by this build, or None. A function of the account
+    alone, so live runs and replays decide alike."""
+    if account.mode == "shadow" or account.broker_kind == "paper":
+        return None
+    return f"venue_unavailable:{account.broker_kind}"
+
+
 class LiveVenues:
     def broker_for(self, account: AccountRow, vault: Vault) -> Broker:
         if account.mode == "shadow":
