@@ -21,10 +21,11 @@ def validate_packet(eng: Engine, path: str) -> tuple[Packet, Vault]:
     """Parse a packet and check it against the registry (nothing is written)."""
     packet = load_packet(path)
     raw = packet.raw
-    try:
-        _row, vault = load_vault(eng, raw.vault_id)
-    except InputError as exc:
-        raise InputError(str(exc).split(": ", 1)[-1], source=path, field="vault_id") from None
+    if repo.vault_row(eng.conn, raw.vault_id) is None:
+        known = ", ".join(v.vault_id for v in repo.vault_rows(eng.conn)) or "none"
+        raise InputError(f"unknown vault {raw.vault_id!r} (known: {known})", source=path,
+                         field="vault_id")
+    _row, vault = load_vault(eng, raw.vault_id)
     if repo.account(eng.conn, raw.account_id) is not None:
         raise InputError(f"account {raw.account_id!r} is already onboarded", source=path,
                          field="account_id")

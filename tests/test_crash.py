@@ -1,0 +1,182 @@
+"""A cycle interrupted mid-execution and run again trades each (account, symbol) once."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import INSTRUMENTS, T0, manager_packet, prices_csv, signals, vault_def
+from vanta_box.core.models import Execution, PaperTerms, Vault
+from vanta_box.core.timeutil import parse_ts
+from vanta_box.execution.broker import AccountBook, DuplicateOrder, OrderRequest
+from vanta_box.execution.paper import paper_execute
+from vanta_box.service import accounts, cycle, execute, setup
+from vanta_box.service.engine import Engine
+from vanta_box.service.replay import replay
+from vanta_box.store import db, repo
+from vanta_box.store.journal import events as journal_events
+from vanta_box.store.repo import AccountRow
+
+
+class Crash(Exception):
+    pass
+
+
+class ExternalVenue:
+    """A venue with its own memory, like a real broker: an order it has seen is never
+    traded again (client_order_id), and it survives our process crashing."""
+
+    kind = "external"
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Execution] = {}
+        self.trades = 0
+        self.crash_after: int | None = None
+
+    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
+        if request.client_order_id in self.orders:
+            raise DuplicateOrder(request.client_order_id)
+        ex = paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
+        self.orders[request.client_order_id] = ex
+        self.trades += 1
+        if self.crash_after is not None and self.trades > self.crash_after:
+            raise Crash("the process dies after the venue filled the order")
+        return ex
+
+    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
+        return self.orders.get(client_order_id)
+
+
+class PaperThatCrashes:
+    """The embedded paper venue, raising after N fills (its book is ours: rolled back)."""
+
+    kind = "paper"
+
+    def __init__(self, crash_after: int | None) -> None:
+        self.fills = 0
+        self.crash_after = crash_after
+
+    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
+        self.fills += 1
+        if self.crash_after is not None and self.fills > self.crash_after:
+            raise Crash("crash inside the paper broker")
+        return paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
+
+    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
+        return None
+
+
+class Venues:
+    def __init__(self, broker: Any) -> None:
+        self.broker = broker
+
+    def broker_for(self, account: AccountRow, vault: Vault) -> Any:
+        return self.broker
+
+
+def _home(tmp_path: Path) -> Path:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    path = tmp_path / "vanta.db"
+    conn = db.connect(path)
+    db.migrate(conn)
+    eng = Engine(conn, Venues(None))
+    t0 = parse_ts(T0)
+    files = {
+        "vault.json": {"vaults": [vault_def()]},
+        "instruments.json": INSTRUMENTS,
+        "signals.json": signals("V", T0, [("AAA", "0.4", None), ("BBB", "0.3", None),
+                                          ("BTC", "0.3", None)]),
+    }
+    for name, content in files.items():
+        (inputs / name).write_text(json.dumps(content))
+    (inputs / "prices.csv").write_text(prices_csv([("AAA", T0, "100"), ("BBB", T0, "50"),
+                                                   ("BTC", T0, "20000")]))
+    eng.run(setup.vault_import_command(str(inputs / "vault.json"), t0))
+    eng.run(setup.instruments_import_command(str(inputs / "instruments.json"), t0))
+    eng.run(setup.prices_ingest_command(eng, str(inputs / "prices.csv"), t0))
+    eng.run(setup.signals_ingest_command(eng, str(inputs / "signals.json"), t0))
+    packets = [manager_packet(cash="100000")]
+    for n in range(4):
+        packets.append({"packet_version": 1, "account_id": f"F{n}", "role": "follower",
+                        "vault_id": "V", "broker": {"kind": "paper", "starting_cash": "10000"},
+                        "fee_agreement": {"type": "flat", "flat_usd": "100"}})
+    paths = []
+    for p in packets:
+        file = inputs / f"{p['account_id']}.json"
+        file.write_text(json.dumps(p))
+        paths.append(str(file))
+    accounts.onboard_many(eng, paths, t0, t0, None)
+    conn.close()
+    return path
+
+
+def _fills(conn: db.Connection) -> list[tuple[str, str]]:
+    return [(a, s) for a, s in conn.execute("SELECT account_id, symbol FROM fills")]
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # several execution transactions even in a small test: batches close at >= 4 orders
+    monkeypatch.setattr(execute, "BATCH_ORDERS", 4)
+
+
+def test_crash_at_a_real_venue_then_resume_trades_each_order_once(tmp_path: Path) -> None:
+    path = _home(tmp_path)
+    venue = ExternalVenue()
+    venue.crash_after = 6
+    conn = db.connect(path)
+    with pytest.raises(Crash):
+        Engine(conn, Venues(venue)).run(cycle.cycle_command(Engine(conn, Venues(venue)), "V",
+                                                            parse_ts(T0), False))
+    conn.close()
+    # batch 1 (the manager's 3 orders and F0's 3: >= 4 orders) committed; the crash hit
+    # the 7th order at the venue, which was filled there but not recorded here
+    conn = db.connect(path)
+    recorded = _fills(conn)
+    assert len(recorded) == 6 and venue.trades == 7
+    assert repo.cycle(conn, f"V@{T0}").status == "staged"  # type: ignore[union-attr]
+
+    venue.crash_after = None
+    eng = Engine(conn, Venues(venue))
+    (report,) = eng.run(cycle.cycle_command(eng, "V", parse_ts(T0), False))
+    assert report.resumed and report.status == "done"
+    fills = _fills(conn)
+    # 5 accounts x 3 symbols, each traded exactly once at the venue and recorded once
+    assert len(fills) == len(set(fills)) == 15
+    assert venue.trades == 15 == len(venue.orders)
+    # the order the venue filled before the crash was recovered, not traded again
+    assert len(list(journal_events(conn, 0, ("fill",)))) == 15
+    again = eng.conn.execute("SELECT count(*) FROM orders WHERE status = 'filled'").fetchone()
+    assert again == (15,)
+    conn.close()
+
+
+def test_crash_inside_the_paper_broker_rolls_back_and_resumes(tmp_path: Path) -> None:
+    path = _home(tmp_path)
+    conn = db.connect(path)
+    eng = Engine(conn, Venues(PaperThatCrashes(crash_after=8)))
+    with pytest.raises(Crash):
+        eng.run(cycle.cycle_command(eng, "V", parse_ts(T0), False))
+    assert len(_fills(conn)) == 6  # the batch in flight rolled back with the paper book
+    eng = Engine(conn, Venues(PaperThatCrashes(crash_after=None)))
+    eng.run(cycle.cycle_command(eng, "V", parse_ts(T0), False))
+    fills = _fills(conn)
+    assert len(fills) == len(set(fills)) == 15
+    f0 = {s: D(q) for s, q in conn.execute(
+        "SELECT symbol, qty FROM positions WHERE account_id = 'F0'")}
+    # 10000: AAA 4000/100 = 40, BBB 3000/50 = 60, BTC 3000/20000 = 0.15
+    assert f0 == {"AAA": D("40"), "BBB": D("60"), "BTC": D("0.15")}
+    # a finished cycle is not run a third time
+    with pytest.raises(Exception, match="already ran"):
+        eng.run(cycle.cycle_command(eng, "V", parse_ts(T0), False))
+
+    # the journal, crash included, replays to the same bytes
+    report = replay(conn, tmp_path / "replayed.db")
+    assert report.interrupted == 1
+    assert report.identical, (report.journal_divergence, report.tables)
+    conn.close()
