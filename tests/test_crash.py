@@ -180,3 +180,37 @@ def test_crash_inside_the_paper_broker_rolls_back_and_resumes(tmp_path: Path) ->
     assert report.interrupted == 1
     assert report.identical, (report.journal_divergence, report.tables)
     conn.close()
+
+
+class RejectsOnce:
+    """A paper venue that misses one fill (rejects the first order for a symbol)."""
+
+    kind = "paper"
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self.missed = False
+
+    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
+        if request.symbol == self.symbol and not self.missed:
+            self.missed = True
+            return Execution(D(0), D(0), D(0), request.qty, reject_reason="venue_busy")
+        return paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
+
+    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
+        return None
+
+
+def test_missed_fill_is_brought_back_at_the_next_cycle(tmp_path: Path) -> None:
+    path = _home(tmp_path)
+    conn = db.connect(path)
+    eng = Engine(conn, Venues(RejectsOnce("BBB")))
+    eng.run(cycle.cycle_command(eng, "V", parse_ts(T0), False))
+    held = dict(conn.execute("SELECT symbol, qty FROM positions WHERE account_id = 'M'"))
+    assert "BBB" not in held  # the manager's BBB order was rejected by the venue
+    t1 = parse_ts(T0) + 86_400_000_000
+    eng.run(cycle.cycle_command(eng, "V", t1, False))
+    held = dict(conn.execute("SELECT symbol, qty FROM positions WHERE account_id = 'M'"))
+    # 100000 * 0.3 / 50 = 600 (marks unchanged at T1: the newest price is T0's)
+    assert held["BBB"] == "600"
+    conn.close()

@@ -150,3 +150,18 @@ def test_follower_list_and_bad_transitions(mirrored: Home) -> None:
     assert mirrored.vanta("follower", "pause", "F7", "--at", T1).code == 1  # already paused
     assert mirrored.vanta("follower", "pause", "M").code == 2  # the manager is no follower
     assert mirrored.vanta("follower", "remove", "NOPE").code == 2
+
+
+def test_manual_trade_drift_is_brought_back_next_cycle(mirrored: Home) -> None:
+    # F1 sells 20 AAA by hand at the paper venue after the T0 cycle...
+    mirrored.ok("paper", "trade", "F1", "AAA", "20", "--side", "sell",
+                "--at", "2026-11-01T12:00:00Z")
+    assert holdings(mirrored, "F1")["AAA"] == D("30")
+    external = [line for line in mirrored.trade_log() if line.get("external")]
+    assert [(e["account_id"], e["side"], e["qty"], e["price"]) for e in external] == [
+        ("F1", "sell", "20", "100")]
+    # ...cash 2 + 2000 = 2002; the T1 cycle (same prices, signals) buys the 20 back
+    mirrored.ok("cycle", "run", "--at", T1)
+    assert holdings(mirrored, "F1") == {"AAA": D("50"), "BBB": D("75"), "BTC": D("0.0666")}
+    assert mirrored.vanta("paper", "trade", "F1", "AAA", "1000", "--side", "sell").code == 1
+    assert mirrored.vanta("paper", "trade", "F1", "ZZZ", "1", "--side", "buy").code == 2

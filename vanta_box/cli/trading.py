@@ -98,4 +98,43 @@ def queue_execute(ctx: click.Context, vault_id: str | None, at: str | None) -> N
                    "queued: maintenance in force")
 
 
-COMMANDS = [cycle, queue]
+@click.group()
+def paper() -> None:
+    """The embedded paper venue."""
+
+
+@paper.command("trade")
+@click.argument("account_id")
+@click.argument("symbol")
+@click.argument("qty")
+@click.option("--side", type=click.Choice(["buy", "sell"]), required=True)
+@click.option("--price", default=None, help="Fill price (default: the mark at --at).")
+@at_option
+@click.pass_context
+def paper_trade(ctx: click.Context, account_id: str, symbol: str, qty: str, side: str,
+                price: str | None, at: str | None) -> None:
+    """Book a trade made by hand at a paper account (outside vanta-box).
+
+    The next cycle sees the drift and trades the account back to its targets.
+
+    \b
+    Example:
+        vanta paper trade F1042 AAPL 10 --side sell --at 2026-11-03T15:00:00Z
+    """
+    from vanta_box.core.errors import InputError
+    from vanta_box.core.money import D, MoneyError
+    from vanta_box.service.paper import paper_trade_command
+
+    try:
+        amount = D(qty)
+        limit = D(price) if price is not None else None
+    except MoneyError as exc:
+        raise InputError(str(exc), field="QTY/--price") from None
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        eng.run(paper_trade_command(eng, account_id, symbol, side, amount, limit, ts))
+        write_state(eng, home, ts)
+    click.echo(f"{account_id}: {side} {qty} {symbol} booked")
+
+
+COMMANDS = [cycle, queue, paper]

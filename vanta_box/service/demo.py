@@ -19,6 +19,7 @@ from vanta_box.reports.emit import emit
 from vanta_box.resources import sample_dir
 from vanta_box.service import accounts as accounts_service
 from vanta_box.service import cycle as cycle_service
+from vanta_box.service import paper as paper_service
 from vanta_box.service import setup
 from vanta_box.service.engine import Engine
 from vanta_box.service.venues import LiveVenues
@@ -62,6 +63,7 @@ def events_by_day() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
     return {
         "2026-10-14": [("overlay", ("flip", "1d"))],
         "2026-10-20": [("overlay", ("boost", "aggressive=1.5", "3d"))],
+        "2026-10-23": [("paper", ("F1001", "XOM", "40", "buy"))],
         "2026-10-28": [("follower", ("pause", "F1005"))],
         "2026-11-05": [("overlay", ("maintenance", "1d"))],
     }
@@ -130,3 +132,8 @@ def _scripted(eng: Engine, at: int, action: str, args: tuple[str, ...],
     elif action == "follower":
         eng.run(accounts_service.follower_command(eng, args[0], args[1], at))
         echo(f"follower {args[1]}: {args[0]}")
+    elif action == "paper":
+        account, symbol, qty, side = args
+        eng.run(paper_service.paper_trade_command(eng, account, symbol, side, D(qty), None,
+                                                  at - 3600 * 10**6))
+        echo(f"{account} {side}s {qty} {symbol} by hand (the cycle corrects the drift)")

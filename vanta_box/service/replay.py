@@ -30,7 +30,7 @@ from vanta_box.store.journal import Event, events
 from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
-_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue")
+_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper")
 
 EXCLUDED_TABLES = {"journal", "schema_migrations"}
 
