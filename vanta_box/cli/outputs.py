@@ -101,6 +101,7 @@ def demo(ctx: click.Context, home_override: str | None) -> None:
         click.echo(f"  {path.name}")
     click.echo(f"database:    {target.db_path}")
     click.echo(f"next: vanta --home {target.root} status")
+    click.echo(f"      vanta --home {target.root} statement F1001 --period 2026-10")
 
 
 COMMANDS = [emit, status, demo]

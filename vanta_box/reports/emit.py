@@ -25,6 +25,7 @@ DOCUMENTS: dict[str, Callable[[Connection, int], dict[str, Any]]] = {
 
 JOURNAL_FILES: dict[str, tuple[tuple[str, ...], Callable[[journal.Event], dict[str, Any]]]] = {
     "trade_log.jsonl": (state.TRADE_KINDS, state.trade_line),
+    "fee_ledger.jsonl": (state.FEE_KINDS, state.fee_line),
 }
 
 

@@ -18,6 +18,7 @@ from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection
 
 TRADE_KINDS = ("intent", "order", "child_order", "submitted", "fill", "reject", "cancel", "skip")
+FEE_KINDS = ("fee", "fee_reversal")
 
 
 def vault_doc(conn: Connection, as_of: int) -> dict[str, Any]:
@@ -158,3 +159,7 @@ def trade_line(event: journal.Event) -> dict[str, Any]:
     line.setdefault("account_id", None)
     line.setdefault("order_id", payload.get("intent_id"))
     return line
+
+
+def fee_line(event: journal.Event) -> dict[str, Any]:
+    return {**json.loads(event.payload_json), "seq": event.seq, "ts": event.ts}

@@ -19,6 +19,7 @@ from vanta_box.reports.emit import emit
 from vanta_box.resources import sample_dir
 from vanta_box.service import accounts as accounts_service
 from vanta_box.service import cycle as cycle_service
+from vanta_box.service import fees as fees_service
 from vanta_box.service import paper as paper_service
 from vanta_box.service import setup
 from vanta_box.service.engine import Engine
@@ -65,6 +66,7 @@ def events_by_day() -> dict[str, list[tuple[str, tuple[str, ...]]]]:
         "2026-10-20": [("overlay", ("boost", "aggressive=1.5", "3d"))],
         "2026-10-23": [("paper", ("F1001", "XOM", "40", "buy"))],
         "2026-10-28": [("follower", ("pause", "F1005"))],
+        "2026-11-01": [("fees", ("2026-10",)), ("paid", ("F1001/2026-10/1", "demo wire 1"))],
         "2026-11-05": [("overlay", ("maintenance", "1d"))],
     }
 
@@ -132,6 +134,13 @@ def _scripted(eng: Engine, at: int, action: str, args: tuple[str, ...],
     elif action == "follower":
         eng.run(accounts_service.follower_command(eng, args[0], args[1], at))
         echo(f"follower {args[1]}: {args[0]}")
+    elif action == "fees":
+        lines = eng.run(fees_service.fees_run_command(eng, args[0], at))
+        echo(f"fees for {args[0]}: {len(lines)} entries, "
+             + ", ".join(f"{line['user_id']} {line['fee_due']}" for line in lines))
+    elif action == "paid":
+        eng.run(fees_service.fees_paid_command(eng, args[0], args[1], None, at))
+        echo(f"payment recorded for {args[0]}")
     elif action == "paper":
         account, symbol, qty, side = args
         eng.run(paper_service.paper_trade_command(eng, account, symbol, side, D(qty), None,

@@ -484,3 +484,84 @@ def fills(conn: apsw.Connection, account_id: str, start: int | None = None,
         sql += " AND at < ?"
         args.append(end)
     return list(conn.execute(sql + " ORDER BY at, seq", tuple(args)))
+
+
+# ---------------------------------------------------------------- fees
+
+
+@dataclass(frozen=True, slots=True)
+class FeeEntryRow:
+    entry_id: str
+    kind: str
+    account_id: str
+    vault_id: str
+    period: str
+    fee_type: str
+    perf_share: Decimal
+    flat_usd: Decimal
+    realized_pnl: Decimal
+    carry_in: Decimal
+    net: Decimal
+    perf_fee: Decimal
+    flat_fee: Decimal
+    carry_out: Decimal
+    active_days: int
+    days_in_period: int
+    fee_due: Decimal
+    reverses: str | None
+    reason: str | None
+    at: int
+    seq: int
+
+
+_FEE_COLS = ("entry_id, kind, account_id, vault_id, period, fee_type, perf_share, flat_usd,"
+             " realized_pnl, carry_in, net, perf_fee, flat_fee, carry_out, active_days,"
+             " days_in_period, fee_due, reverses, reason, at, seq")
+_FEE_DECIMALS = range(6, 14)
+
+
+def _fee_row(r: Sequence[Any]) -> FeeEntryRow:
+    values: list[Any] = [D(v) if i in _FEE_DECIMALS or i == 16 else v
+                         for i, v in enumerate(r)]
+    return FeeEntryRow(*values)
+
+
+def fee_entries(conn: apsw.Connection, account_id: str | None = None,
+                period: str | None = None) -> list[FeeEntryRow]:
+    sql = f"SELECT {_FEE_COLS} FROM fee_entries WHERE 1 = 1"
+    args: list[Any] = []
+    if account_id is not None:
+        sql += " AND account_id = ?"
+        args.append(account_id)
+    if period is not None:
+        sql += " AND period = ?"
+        args.append(period)
+    return [_fee_row(r) for r in conn.execute(sql + " ORDER BY seq", tuple(args))]
+
+
+def fee_entry(conn: apsw.Connection, entry_id: str) -> FeeEntryRow | None:
+    r = conn.execute(f"SELECT {_FEE_COLS} FROM fee_entries WHERE entry_id = ?",
+                     (entry_id,)).fetchone()
+    return _fee_row(r) if r else None
+
+
+def insert_fee_entry(conn: apsw.Connection, e: FeeEntryRow) -> None:
+    conn.execute(
+        f"INSERT INTO fee_entries ({_FEE_COLS}) VALUES ({', '.join('?' * 21)})",
+        (e.entry_id, e.kind, e.account_id, e.vault_id, e.period, e.fee_type, fmt(e.perf_share),
+         fmt(e.flat_usd), fmt(e.realized_pnl), fmt(e.carry_in), fmt(e.net), fmt(e.perf_fee),
+         fmt(e.flat_fee), fmt(e.carry_out), e.active_days, e.days_in_period, fmt(e.fee_due),
+         e.reverses, e.reason, e.at, e.seq),
+    )
+
+
+def fee_payments(conn: apsw.Connection, entry_id: str) -> list[tuple[str, Decimal, str, int]]:
+    return [(p, D(a), ref, at) for p, a, ref, at in conn.execute(
+        "SELECT payment_id, amount, ref, at FROM fee_payments WHERE entry_id = ? ORDER BY seq",
+        (entry_id,))]
+
+
+def insert_fee_payment(conn: apsw.Connection, payment_id: str, entry_id: str, amount: Decimal,
+                       ref: str, at: int, seq: int) -> None:
+    conn.execute("INSERT INTO fee_payments (payment_id, entry_id, amount, ref, at, seq)"
+                 " VALUES (?, ?, ?, ?, ?, ?)", (payment_id, entry_id, fmt(amount), ref, at, seq))
