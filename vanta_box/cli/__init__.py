@@ -33,9 +33,9 @@ def cli(ctx: click.Context, home: str | None) -> None:
 
 
 def _register() -> None:
-    from vanta_box.cli import accounts, fees, outputs, setup, trading
+    from vanta_box.cli import accounts, audit, fees, outputs, setup, trading
 
-    for module in (setup, accounts, trading, fees, outputs):
+    for module in (setup, accounts, trading, fees, outputs, audit):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from vanta_box.core.money import ONE, ZERO
 
@@ -102,8 +102,7 @@ class Mirroring:
     max_position_pct: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Weight:
+class Weight(NamedTuple):
     """An exact target weight num/den (den > 0). Kept as a pair so that sizing, capping and
     flooring never work on a rounded quotient such as 1/3."""
 
@@ -120,8 +119,7 @@ class Weight:
         return Weight(limit if self.num > 0 else -limit, self.den)
 
 
-@dataclass(frozen=True, slots=True)
-class OrderPlan:
+class OrderPlan(NamedTuple):
     """One order the rebalance wants: sells before buys, quantities on the lot step."""
 
     symbol: str
@@ -135,13 +133,15 @@ class OrderPlan:
 
 @dataclass(frozen=True, slots=True)
 class Skip:
+    """An order the rebalance decided not to place; ``detail`` holds the numbers behind
+    the decision (formatted only if the skip is journaled on its own)."""
+
     symbol: str | None
     reason: str
-    detail: dict[str, str] = field(default_factory=dict)
+    detail: dict[str, Decimal] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Execution:
+class Execution(NamedTuple):
     """What a venue did with one order: filled ``qty`` at ``price`` (or rejected)."""
 
     qty: Decimal

@@ -11,16 +11,15 @@ oldest lots first:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from vanta_box.core.money import ZERO
 
 Lot = tuple[Decimal, Decimal]  # (signed qty, unit cost)
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     qty: Decimal
     cost_basis: Decimal
     lots: tuple[Lot, ...]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from vanta_box.core.models import Instrument, OrderPlan, Skip, Weight
-from vanta_box.core.money import ZERO, fmt
+from vanta_box.core.money import ZERO
 
 _NO_WEIGHT = Weight(ZERO, Decimal(1))
 
@@ -65,7 +65,7 @@ def diff(
         mark = marks.get(symbol)
         instrument = instruments.get(symbol)
         if mark is None or mark <= 0 or instrument is None:
-            skips.append(Skip(symbol, "no_mark", {"held": fmt(have)}))
+            skips.append(Skip(symbol, "no_mark", {"held": have}))
             continue
         target = target_qty(weight, sizing.sizing_equity, mark, instrument.lot_step)
         delta = target - have
@@ -84,8 +84,8 @@ def diff(
                       have, mark, weight, sizing.sizing_equity, sizing.drift_band) else
                   "halted_no_buys" if side == "buy" and not sizing.allow_buys else None)
         if reason is not None:
-            skips.append(Skip(symbol, reason, {"held": fmt(have), "target": fmt(target),
-                                               "mark": fmt(mark), "qty": fmt(qty)}))
+            skips.append(Skip(symbol, reason, {"held": have, "target": target, "mark": mark,
+                                               "qty": qty}))
             continue
         plan = OrderPlan(symbol, "buy" if side == "buy" else "sell", qty, mark, have, target,
                          capped_from)

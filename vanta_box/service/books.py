@@ -11,10 +11,22 @@ import json
 from collections.abc import Mapping
 from decimal import Decimal
 
-from vanta_box.core.money import ZERO, D, fmt
+from vanta_box.core.money import ZERO, fmt
 from vanta_box.domain.pnl import Position, apply_fill
 from vanta_box.store import repo
 from vanta_box.store.db import Connection
+
+
+def parse_lots(text: str) -> tuple[tuple[Decimal, Decimal], ...]:
+    """Read the canonical ``[["qty","cost"],...]`` this module writes (split, not a JSON
+    parse: it is on the hot path; anything else falls back to JSON)."""
+    if text == "[]":
+        return ()
+    if text.startswith('[["') and text.endswith('"]]') and "\\" not in text:
+        pairs = [pair.split('","') for pair in text[3:-3].split('"],["')]
+        if all(len(p) == 2 for p in pairs):
+            return tuple((Decimal(q), Decimal(c)) for q, c in pairs)
+    return tuple((Decimal(q), Decimal(c)) for q, c in json.loads(text))
 
 
 class Book:
@@ -52,7 +64,7 @@ class Book:
         if parsed is not None:
             return parsed.qty
         raw = self._raw.get(symbol)
-        return D(raw[2]) if raw else ZERO
+        return Decimal(raw[2]) if raw else ZERO
 
     def holdings(self) -> dict[str, Decimal]:
         return {s: self.held(s) for s in self.symbols() if self.held(s) != 0}
@@ -64,8 +76,8 @@ class Book:
         raw = self._raw.get(symbol)
         if raw is None:
             return Position.empty()
-        lots = tuple((D(q), D(c)) for q, c in json.loads(raw[4]))
-        parsed = Position(D(raw[2]), D(raw[3]), lots, D(raw[5]))
+        lots = parse_lots(raw[4])
+        parsed = Position(Decimal(raw[2]), Decimal(raw[3]), lots, Decimal(raw[5]))
         self._parsed[symbol] = parsed
         return parsed
 

@@ -327,7 +327,8 @@ def _record_orders(
                 continue
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                     "account_id": acct.account_id, "symbol": skip.symbol,
-                                    "reason": skip.reason, **skip.detail})
+                                    "reason": skip.reason,
+                                    **{k: fmt(v) for k, v in skip.detail.items()}})
         if tolerated:
             # Steady-state non-trades (tiny or within-band differences) are one event per
             # account, not one per symbol: replay re-derives them anyway.

@@ -13,6 +13,7 @@ projection table row by row.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from vanta_box.service import engine as engine_module
 from vanta_box.service.engine import Command, Engine
 from vanta_box.service.execute import execution_from_payload
 from vanta_box.store import db
-from vanta_box.store.journal import Event, events
+from vanta_box.store.journal import head as journal_head
 from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
@@ -103,79 +104,98 @@ class ReplayReport:
                 and all(v == "identical" for v in self.tables.values()))
 
 
-def _spans(source: db.Connection) -> Iterator[tuple[Event, list[Event]]]:
+Row = tuple[int, str, str, str, str]  # seq, ts, kind, payload, hash
+
+
+def _spans(source: db.Connection) -> Iterator[tuple[Row, list[Row]]]:
     """Each command event with the events recorded while it ran."""
-    current: Event | None = None
-    span: list[Event] = []
-    for event in events(source):
-        if event.kind in engine_module.HANDLERS:
+    current: Row | None = None
+    span: list[Row] = []
+    for row in source.execute("SELECT seq, ts, kind, payload, hash FROM journal ORDER BY seq"):
+        if row[2] in engine_module.HANDLERS:
             if current is not None:
                 yield current, span
-            current, span = event, []
+            current, span = row, []
         elif current is not None:
-            span.append(event)
+            span.append(row)
     if current is not None:
         yield current, span
 
 
-def _answers(span: list[Event]) -> dict[str, tuple[str, dict[str, Any]]]:
+def _answers(span: list[Row]) -> dict[str, tuple[str, dict[str, Any]]]:
     """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span."""
     out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for event in span:
-        if event.kind in ("fill", "reject") and '"venue":' in event.payload_json:
-            payload = json.loads(event.payload_json)
+    for _seq, _ts, kind, payload_json, _hash in span:
+        if kind in ("fill", "reject") and '"venue":' in payload_json:
+            payload = json.loads(payload_json)
             if "venue" in payload:
-                out[payload["client_order_id"]] = (event.kind, payload)
+                out[payload["client_order_id"]] = (kind, payload)
     return out
 
 
 def replay(source: db.Connection, out_path: Path,
            progress: Callable[[str], None] = lambda _m: None) -> ReplayReport:
-    """Rebuild ``out_path`` from ``source``'s journal and compare the two."""
+    """Rebuild ``out_path`` from ``source``'s journal and compare the two.
+
+    The rebuilt file is scratch until it is complete: one transaction (each command step a
+    savepoint, so an interrupted step rolls back exactly as it did live), no fsync.
+    Journal rows are compared as they are written, command by command.
+    """
     load_handlers()
     if out_path.exists():
         raise FileExistsError(out_path)
-    out = db.connect(out_path)
+    out = db.connect_scratch(out_path)
     report = ReplayReport()
     try:
         db.migrate(out)
         venues = ReplayVenues()
         eng = Engine(out, venues)
-        for n, (command_event, span) in enumerate(_spans(source), start=1):
-            venues.answers = _answers(span)
-            command = Command(command_event.kind, parse_ts(command_event.ts),
-                              json.loads(command_event.payload_json))
-            try:
-                eng.run(command)
-            except ReplayInterrupted:
-                report.interrupted += 1
-            except Exception as exc:  # the original refused nothing it journaled
-                progress(f"command at seq {command_event.seq} ({command_event.kind}) raised "
-                         f"{type(exc).__name__}: {exc}")
-            report.commands = n
-            if n % 1000 == 0:
-                progress(f"replayed {n} commands")
-        compare(source, out, report)
+        written: list[tuple[int, str, str, str, str, str]] = []
+        eng.journal.sink = written
+        source_rows = 0
+        if True:
+            for n, (command_row, span) in enumerate(_spans(source), start=1):
+                venues.answers = _answers(span)
+                seq, ts, kind, payload, _hash = command_row
+                written.clear()
+                try:
+                    eng.run(Command(kind, parse_ts(ts), json.loads(payload)))
+                except ReplayInterrupted:
+                    report.interrupted += 1
+                except Exception as exc:  # a tampered input can make a handler fail
+                    progress(f"command at seq {seq} ({kind}) raised "
+                             f"{type(exc).__name__}: {exc}")
+                if report.journal_divergence is None:
+                    _compare_span([command_row, *span], written, report)
+                source_rows += 1 + len(span)
+                report.commands = n
+                if n % 1000 == 0:
+                    progress(f"replayed {n} commands")
+        report.events = journal_head(out).seq
+        report.journal_length = (_count(source), report.events)
+        for table in projection_tables(source):
+            report.tables[table] = compare_table(source, out, table)
     finally:
         out.close()
     return report
 
 
-def compare(source: db.Connection, out: db.Connection, report: ReplayReport) -> None:
-    original = source.execute("SELECT seq, ts, kind, payload, hash FROM journal ORDER BY seq")
-    replayed = out.execute("SELECT seq, ts, kind, payload, hash FROM journal ORDER BY seq")
-    count_a = count_b = 0
-    for a, b in _zip_longest(original, replayed):
-        count_a += a is not None
-        count_b += b is not None
-        if report.journal_divergence is None and a != b:
-            seq = (a or b)[0]
-            report.journal_divergence = Divergence(
-                seq, _describe(a), _describe(b))
-    report.events = count_b
-    report.journal_length = (count_a, count_b)
-    for table in projection_tables(source):
-        report.tables[table] = compare_table(source, out, table)
+def _compare_span(original: list[Row], written: list[tuple[int, str, str, str, str, str]],
+                  report: ReplayReport) -> None:
+    if original == [(b[0], b[1], b[2], b[3], b[5]) for b in written]:
+        return  # the common case, compared in C
+    for a, b in _zip_longest(original, written):
+        b_row = None if b is None else (b[0], b[1], b[2], b[3], b[5])
+        if a != b_row:
+            first = a if a is not None else b_row
+            assert first is not None
+            report.journal_divergence = Divergence(first[0], _describe(a), _describe(b_row))
+            return
+
+
+def _count(conn: db.Connection) -> int:
+    row = conn.execute("SELECT count(*) FROM journal").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _describe(row: tuple[Any, ...] | None) -> str:
@@ -204,18 +224,37 @@ def compare_table(a: db.Connection, b: db.Connection, table: str) -> str:
     columns_b = [row[1] for row in b.execute(f"PRAGMA table_info({table})")]
     if columns != columns_b:
         return f"columns differ: {columns} vs {columns_b}"
-    order = ", ".join(columns)
-    rows_a = a.execute(f"SELECT {order} FROM {table} ORDER BY {order}")
-    rows_b = b.execute(f"SELECT {order} FROM {table} ORDER BY {order}")
-    for n, (x, y) in enumerate(_zip_longest(rows_a, rows_b), start=1):
-        if x != y:
-            return (f"row {n} differs: in the file {_row(columns, x)}; replayed "
-                    f"{_row(columns, y)}")
-    return "identical"
+    keys = [row[1] for row in sorted(a.execute(f"PRAGMA table_info({table})"),
+                                       key=lambda r: r[5]) if row[5]]
+    select = ", ".join(columns)
+    order = ", ".join(keys) if keys else select  # the key order is free (it is the b-tree)
+    rows_a = a.execute(f"SELECT {select} FROM {table} ORDER BY {order}")
+    rows_b = b.execute(f"SELECT {select} FROM {table} ORDER BY {order}")
+    done = 0
+    while True:  # chunks compared in C; row by row only where they differ
+        chunk_a = list(itertools.islice(rows_a, 20000))
+        chunk_b = list(itertools.islice(rows_b, 20000))
+        if chunk_a != chunk_b:
+            for n, (x, y) in enumerate(_zip_longest(chunk_a, chunk_b), start=done + 1):
+                if x != y:
+                    return f"row {n} differs: {_row_difference(columns, x, y)}"
+        if not chunk_a and not chunk_b:
+            return "identical"
+        done += len(chunk_a)
 
 
-def _row(columns: list[str], row: tuple[Any, ...] | None) -> str:
-    if row is None:
-        return "(missing)"
-    text = ", ".join(f"{c}={v!r}" for c, v in zip(columns, row, strict=True))
-    return "{" + (text if len(text) < 400 else text[:400] + "…") + "}"
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _row_difference(columns: list[str], x: tuple[Any, ...] | None,
+                    y: tuple[Any, ...] | None) -> str:
+    if x is None or y is None:
+        row = y if x is None else x
+        assert row is not None
+        where = "only in the replay" if x is None else "only in the file"
+        return f"{columns[0]}={_short(row[0])} is {where}"
+    changed = [f"{c}: file {_short(u)}, replayed {_short(v)}"
+               for c, u, v in zip(columns, x, y, strict=True) if u != v]
+    return f"{columns[0]}={_short(x[0])}: " + "; ".join(changed)

@@ -65,6 +65,18 @@ def connect(path: Path | str) -> apsw.Connection:
     return conn
 
 
+def connect_scratch(path: Path | str) -> apsw.Connection:
+    """A database being rebuilt (replay): no durability until it is complete, so no
+    fsync (a crash means rebuilding it again)."""
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -131072")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA recursive_triggers = ON")
+    return conn
+
+
 def connect_memory() -> apsw.Connection:
     conn = apsw.Connection(":memory:")
     conn.execute("PRAGMA foreign_keys = ON")

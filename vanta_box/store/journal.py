@@ -68,6 +68,8 @@ class Journal:
     def __init__(self, conn: apsw.Connection) -> None:
         self.conn = conn
         self._pending: list[tuple[int, str, str, str, str, str]] = []
+        # When set, flush() also hands every written row to it (replay compares them).
+        self.sink: list[tuple[int, str, str, str, str, str]] | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -109,6 +111,8 @@ class Journal:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 self._pending,
             )
+            if self.sink is not None:
+                self.sink.extend(self._pending)
             self._pending.clear()
 
     def digest(self) -> Digest:

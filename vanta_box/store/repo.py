@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -384,8 +384,7 @@ def allocations(conn: apsw.Connection, cycle_id: str
 # ---------------------------------------------------------------- orders and fills
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRow:
+class OrderRow(NamedTuple):
     order_id: str
     client_order_id: str
     cycle_id: str

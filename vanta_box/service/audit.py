@@ -1,0 +1,198 @@
+"""Audit of a database file: schema, hash chain, published digests, deterministic replay.
+
+Everything here reads the file through ``db.open_readonly`` (no byte of it, its WAL or its
+-shm changes) and needs nothing else: no home, no keystore, no network.
+
+Triggers alone are not tamper evidence (whoever holds the file can drop them, edit them
+through ``PRAGMA writable_schema``, or overwrite a row with ``INSERT OR REPLACE``):
+  * the schema is compared with the one the migrations produce, object by object;
+  * the chain is recomputed row by row from the documented canonical encoding, so an
+    edited, inserted, deleted or replaced row is named;
+  * a digest published earlier (``SEQ:HASH``) proves the history up to it was not
+    rewritten, even by someone who re-hashed the whole chain after an edit;
+  * replay re-runs every command and compares the journal and every projection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vanta_box.core.errors import InputError
+from vanta_box.service.replay import ReplayReport, replay
+from vanta_box.store import db
+from vanta_box.store.journal import GENESIS, Digest, row_bytes
+
+DIGEST_PATTERN = re.compile(r"^(\d+):([0-9a-f]{64})$")
+
+
+def parse_digest(text: str) -> Digest:
+    match = DIGEST_PATTERN.match(text.strip().lower())
+    if not match:
+        raise InputError(f"not a digest: {text!r} (expected SEQ:HEX, e.g. 1842:3fa4…, as printed "
+                         "by `vanta audit digest`)", field="--digest")
+    return Digest(int(match.group(1)), match.group(2))
+
+
+@dataclass
+class Problem:
+    where: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass
+class VerifyReport:
+    rows: int = 0
+    head: Digest = field(default_factory=lambda: Digest(0, GENESIS))
+    schema: list[Problem] = field(default_factory=list)
+    chain: list[Problem] = field(default_factory=list)
+    digests: list[tuple[str, str]] = field(default_factory=list)  # (digest, verdict)
+    replay: ReplayReport | None = None
+    chain_seconds: float = 0.0
+    replay_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        replay_ok = self.replay is None or self.replay.identical
+        return (not self.schema and not self.chain and replay_ok
+                and all(v == "ok" for _d, v in self.digests))
+
+
+def check_schema(conn: db.Connection) -> list[Problem]:
+    """Compare every table, index and trigger with what the migrations create."""
+    problems = []
+    expected = {(t, n): (tb, s) for t, n, tb, s in db.expected_schema()}
+    actual = {(t, n): (tb, s) for t, n, tb, s in db.schema_of(conn)}
+    for key in sorted(expected.keys() - actual.keys()):
+        problems.append(Problem(f"{key[0]} {key[1]}", "missing (dropped?)"))
+    for key in sorted(actual.keys() - expected.keys()):
+        problems.append(Problem(f"{key[0]} {key[1]}", "not created by any migration"))
+    for key in sorted(expected.keys() & actual.keys()):
+        if expected[key] != actual[key]:
+            problems.append(Problem(f"{key[0]} {key[1]}",
+                                    "definition differs from the migration (edited?)"))
+    recorded = {v: (n, s) for v, n, s in conn.execute(
+        "SELECT version, name, sha256 FROM schema_migrations")} if (
+        "table", "schema_migrations") in actual else {}
+    for m in db.migrations():
+        if recorded.get(m.version) != (m.name, m.sha256):
+            problems.append(Problem(f"migration {m.name}",
+                                    "not recorded as applied with this file's checksum"))
+    return problems
+
+
+def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport) -> None:
+    """Recompute the chain; name the first broken row; check each digest against it."""
+    wanted = {d.seq: d for d in digests}
+    results: dict[int, str] = {}
+    prev = bytes.fromhex(GENESIS)
+    prev_hex = GENESIS
+    expected_seq = 1
+    sha = hashlib.sha256
+    for seq, ts, kind, payload, prev_hash, stored in conn.execute(
+            "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal ORDER BY seq"):
+        if not report.chain:
+            if seq != expected_seq:
+                report.chain.append(Problem(
+                    f"journal row {expected_seq}",
+                    f"missing: the next row is {seq} (rows were deleted)"))
+            elif prev_hash != prev_hex:
+                report.chain.append(Problem(
+                    f"journal row {seq} ({kind} at {ts})",
+                    "prev_hash does not link to the row before (inserted, replaced or "
+                    "re-chained)"))
+            else:
+                computed = sha(prev + row_bytes(seq, ts, kind, payload)).digest()
+                if computed.hex() != stored:
+                    report.chain.append(Problem(
+                        f"journal row {seq} ({kind} at {ts})",
+                        "content does not match its hash (edited after it was written)"))
+        if seq in wanted:
+            results[seq] = "ok" if stored == wanted[seq].hash else (
+                "FAILED: the journal's row at this seq has another hash (history rewritten)")
+        prev, prev_hex = bytes.fromhex(stored), stored
+        expected_seq = seq + 1
+        report.rows += 1
+        report.head = Digest(seq, stored)
+    for d in digests:
+        verdict = results.get(d.seq, f"FAILED: the journal ends at row {report.head.seq}, "
+                                     "before the digest (rows were removed)")
+        report.digests.append((str(d), verdict))
+
+
+def verify(path: Path, digests: list[Digest], *, with_replay: bool = True,
+           progress: Callable[[str], None] = lambda _m: None) -> VerifyReport:
+    import time
+
+    report = VerifyReport()
+    with db.open_readonly(path) as conn:
+        report.schema = check_schema(conn)
+        if any(p.where.startswith("table journal") for p in report.schema):
+            return report
+        start = time.perf_counter()
+        check_chain(conn, digests, report)
+        report.chain_seconds = time.perf_counter() - start
+        progress(f"chain of {report.rows:,} rows checked in {report.chain_seconds:.2f} s")
+        if with_replay and not report.schema:
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory(prefix="vanta-verify-") as tmp:
+                report.replay = replay(conn, Path(tmp) / "replayed.db", progress)
+            report.replay_seconds = time.perf_counter() - start
+    return report
+
+
+def describe(report: VerifyReport) -> list[str]:
+    """The report in lines: what held, then the first problem of each kind."""
+    lines = [f"journal: {report.rows:,} rows, head {report.head}"]
+    lines.append("schema and triggers: " + ("match the migrations" if not report.schema else
+                                           f"{len(report.schema)} problem(s)"))
+    lines += [f"  {p}" for p in report.schema]
+    if report.rows or not report.schema:
+        lines.append("hash chain: " + ("intact" if not report.chain else "BROKEN"))
+        lines += [f"  first bad row: {p}" for p in report.chain]
+    for digest, verdict in report.digests:
+        lines.append(f"digest {digest}: {verdict}")
+    r = report.replay
+    if r is not None:
+        if r.identical:
+            lines.append(f"replay: identical ({r.commands:,} commands, {r.events:,} events, "
+                         f"{len(r.tables)} projection tables)")
+        else:
+            lines.append("replay: DIFFERS")
+            if r.journal_divergence is not None:
+                d = r.journal_divergence
+                lines.append(f"  journal row {d.seq}: the file has {d.original}")
+                lines.append(f"  {'':>{len(str(d.seq)) + 13}}replay made {d.replayed}")
+            elif r.journal_length[0] != r.journal_length[1]:
+                lines.append(f"  journal: {r.journal_length[0]} rows in the file, "
+                             f"{r.journal_length[1]} replayed")
+            for table, verdict in r.tables.items():
+                if verdict != "identical":
+                    lines.append(f"  table {table}: {verdict}")
+    lines.append("verdict: " + ("OK" if report.ok else "FAILED"))
+    return lines
+
+
+def export(conn: db.Connection, out: Path, secrets: list[str]) -> int:
+    """Write a clean copy for an auditor (``VACUUM INTO``: no free pages, no WAL), then scan
+    every byte of it for each keystore secret; refuse (and delete the copy) on any hit.
+    Returns the size of the copy."""
+    from vanta_box.core.errors import Refused
+
+    if out.exists():
+        raise InputError(f"{out} already exists: choose a new file", field="--out")
+    conn.execute("VACUUM INTO ?", (str(out),))
+    data = out.read_bytes()
+    leaked = [s for s in secrets if s and s.encode() in data]
+    if leaked:
+        out.unlink()
+        raise Refused(f"the export contained {len(leaked)} keystore secret(s): refused and "
+                      "deleted (this is a bug: please report it)")
+    return len(data)
