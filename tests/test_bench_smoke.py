@@ -1,4 +1,4 @@
-"""Smoke test of the cycle benchmark script: it runs and prints its table. Never timed."""
+"""Smoke tests of the benchmark scripts: they run and print their figures. Never timed."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_cycle.py"
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def test_bench_cycle_quick_runs() -> None:
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
+@pytest.mark.parametrize(("script", "words"), [
+    ("bench_cycle.py", ("cycles/s", "floor")),
+    ("bench_mirror.py", ("child orders/s", "raw floor", "ratio")),
+    ("bench_audit.py", ("rows/s", "floor", "events/s")),
+])
+def test_benchmark_quick_runs(script: str, words: tuple[str, ...]) -> None:
+    result = subprocess.run([sys.executable, str(BENCH / script), "--quick"],
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "cycles/s" in result.stdout
-    assert "floor" in result.stdout
+    for word in words:
+        assert word in result.stdout

@@ -32,12 +32,32 @@ def cli(ctx: click.Context, home: str | None) -> None:
     ctx.obj = State(home)
 
 
+def _set_home(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        state = ctx.find_object(State)
+        if state is not None:
+            state.home_option = value
+
+
+def _leaves(group: click.Group) -> list[click.Command]:
+    out: list[click.Command] = []
+    for command in group.commands.values():
+        out += _leaves(command) if isinstance(command, click.Group) else [command]
+    return out
+
+
 def _register() -> None:
     from vanta_box.cli import accounts, audit, fees, outputs, setup, trading
 
     for module in (setup, accounts, trading, fees, outputs, audit):
         for command in module.COMMANDS:
             cli.add_command(command)
+    # `--home DIR` is also accepted after the command's name (vanta status --home DIR).
+    for command in _leaves(cli):
+        if not any("--home" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(click.Option(
+                ["--home"], metavar="DIR", expose_value=False, callback=_set_home,
+                help="Home directory (same as the global --home)."))
 
 
 _register()

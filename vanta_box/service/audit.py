@@ -55,8 +55,8 @@ class VerifyReport:
     chain: list[Problem] = field(default_factory=list)
     digests: list[tuple[str, str]] = field(default_factory=list)  # (digest, verdict)
     replay: ReplayReport | None = None
-    chain_seconds: float = 0.0
-    replay_seconds: float = 0.0
+    chain_seconds: float = 0.0  # timing, not money
+    replay_seconds: float = 0.0  # timing, not money
 
     @property
     def ok(self) -> bool:
