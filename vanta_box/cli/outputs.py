@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vanta_box.cli.common import at_option, engine, home_of, parse_at
+from vanta_box.cli.common import at_option, engine, home_of, parse_at, write_state
 
 
 @click.command()
@@ -104,4 +104,56 @@ def demo(ctx: click.Context, home_override: str | None) -> None:
     click.echo(f"      vanta --home {target.root} statement F1001 --period 2026-10")
 
 
-COMMANDS = [emit, status, demo]
+@click.command()
+@click.option("--once", is_flag=True, help="Run what is due at --at (or now) and exit.")
+@at_option
+@click.pass_context
+def run(ctx: click.Context, once: bool, at: str | None) -> None:
+    """The internal scheduler: cycles (per each vault's schedule, default daily at 00:00
+    UTC), overlay expiry, the monthly fee run, state files.
+
+    Each job runs at its scheduled logical time, under the home's lock (other commands
+    can run between jobs). Without --once it loops until interrupted.
+
+    \b
+    Example:
+        vanta run --once --at 2026-11-03T00:00:00Z
+        vanta run
+    """
+    import time
+
+    from vanta_box import scheduler
+    from vanta_box.core.clock import SystemClock
+    from vanta_box.core.timeutil import fmt_ts
+    from vanta_box.service import schedule as schedule_service
+
+    def tick(now: int) -> int:
+        with engine(ctx) as (eng, home):
+            outcomes = schedule_service.run_due(eng, now, lambda m: click.echo(f"  {m}"))
+            write_state(eng, home, now)
+            wake = scheduler.next_wake(now, schedule_service.clocks(eng),
+                                       [o.expires_at for o in repo.overlays(eng.conn)])
+        if not outcomes:
+            click.echo(f"{fmt_ts(now)}: nothing due")
+        return wake
+
+    from vanta_box.store import repo
+
+    if once:
+        tick(parse_at(at))
+        return
+    if at is not None:
+        raise click.UsageError("--at only makes sense with --once")
+    clock = SystemClock()
+    click.echo("vanta run: scheduler started (Ctrl-C to stop)")
+    try:
+        while True:
+            wake = tick(clock.now())
+            click.echo(f"next check at {fmt_ts(wake)}")
+            while clock.now() < wake:
+                time.sleep(min(60.0, max(1.0, (wake - clock.now()) / 1_000_000)))
+    except KeyboardInterrupt:
+        click.echo("scheduler stopped")
+
+
+COMMANDS = [emit, status, demo, run]

@@ -71,6 +71,7 @@ class Vault:
     rebalance: Rebalance = field(default_factory=Rebalance)
     mirroring: VaultMirroring = field(default_factory=VaultMirroring)
     paper: PaperTerms = field(default_factory=PaperTerms)
+    schedule: tuple[str, str] = ("1d", "0s")  # `vanta run`: cycle every, offset from 00:00
 
 
 @dataclass(frozen=True, slots=True)

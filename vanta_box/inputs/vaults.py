@@ -67,6 +67,24 @@ class PaperIn(Strict):
         return value
 
 
+class ScheduleIn(Strict):
+    every: StrictStr = "1d"
+    offset: StrictStr = "0s"
+
+    @field_validator("every", "offset")
+    @classmethod
+    def _duration(cls, value: str, info: Any) -> str:
+        from vanta_box.core.timeutil import TimeError, parse_duration
+
+        if info.field_name == "offset" and value.strip() in ("0", "0s"):
+            return "0s"
+        try:
+            parse_duration(value)
+        except TimeError as exc:
+            raise ValueError(str(exc)) from None
+        return value.strip()
+
+
 class VaultIn(Strict):
     vault_id: StrictStr = Field(pattern=ID_PATTERN)
     label: StrictStr | None = None
@@ -78,6 +96,7 @@ class VaultIn(Strict):
     rebalance: RebalanceIn = RebalanceIn()
     mirroring: VaultMirroringIn = VaultMirroringIn()
     paper: PaperIn = PaperIn()
+    schedule: ScheduleIn = ScheduleIn()
 
     @field_validator("personas")
     @classmethod
@@ -109,6 +128,7 @@ class VaultIn(Strict):
                 self.mirroring.fee.to_model() if self.mirroring.fee else None,
             ),
             paper=PaperTerms(self.paper.slippage_bps, self.paper.commission_bps),
+            schedule=(self.schedule.every, self.schedule.offset),
         )
 
 
@@ -189,6 +209,7 @@ def vault_to_dict(vault: Vault) -> dict[str, Any]:
             "slippage_bps": vault.paper.slippage_bps,
             "commission_bps": vault.paper.commission_bps,
         },
+        "schedule": {"every": vault.schedule[0], "offset": vault.schedule[1]},
     })
     return out
 

@@ -12,7 +12,6 @@ projection table row by row.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from vanta_box.store.journal import head as journal_head
 from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
-_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper")
+_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper", "fees", "schedule")
 
 EXCLUDED_TABLES = {"journal", "schema_migrations"}
 
@@ -41,9 +40,6 @@ def load_handlers() -> None:
 
     for name in _HANDLER_MODULES:
         importlib.import_module(f"vanta_box.service.{name}")
-    for extra in ("fees",):
-        with contextlib.suppress(ModuleNotFoundError):
-            importlib.import_module(f"vanta_box.service.{extra}")
 
 
 class ReplayInterrupted(Exception):

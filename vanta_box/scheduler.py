@@ -1,0 +1,80 @@
+"""Which jobs are due at a moment: no business logic, no I/O, no clock of its own.
+
+* a cycle per vault at each slot of its schedule (default: every day at 00:00 UTC); only
+  the latest slot is due, never a backlog (old slots would trade at stale marks);
+* the fee run of the month that ended most recently, once it has ended;
+* overlay expiry, at each overlay's expiry time.
+The service runs what is due (``service.schedule``); ``vanta run`` loops on the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from vanta_box.core.timeutil import DAY_US, day_start, to_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    every: int = DAY_US  # microseconds between cycles
+    offset: int = 0  # microseconds after 00:00 UTC of the epoch-aligned slot
+
+
+@dataclass(frozen=True, slots=True)
+class VaultClock:
+    vault_id: str
+    schedule: Schedule
+    last_cycle_at: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: str  # "expire" | "cycle" | "fees"
+    at: int
+    vault_id: str | None = None
+    period: str | None = None
+
+    def describe(self) -> str:
+        from vanta_box.core.timeutil import fmt_ts
+
+        target = self.vault_id or self.period or ""
+        return f"{self.kind} {target} at {fmt_ts(self.at)}".replace("  ", " ")
+
+
+def latest_slot(schedule: Schedule, now: int) -> int:
+    return ((now - schedule.offset) // schedule.every) * schedule.every + schedule.offset
+
+
+def previous_month(now: int) -> tuple[str, int]:
+    """The month that ended most recently at ``now``, and its end."""
+    today = to_datetime(now).date()
+    first = date(today.year, today.month, 1)
+    prev = date(first.year - 1, 12, 1) if first.month == 1 else date(first.year,
+                                                                       first.month - 1, 1)
+    return f"{prev.year:04d}-{prev.month:02d}", day_start(first)
+
+
+def due(now: int, vaults: list[VaultClock], expiries: list[int], billed: set[str],
+        billable: set[str]) -> list[Job]:
+    """Jobs due at ``now``, in the order to run them (expiry, cycles, fees)."""
+    jobs = [Job("expire", now)] if any(e <= now for e in expiries) else []
+    for v in sorted(vaults, key=lambda v: v.vault_id):
+        slot = latest_slot(v.schedule, now)
+        if slot >= v.created_at and (v.last_cycle_at is None or v.last_cycle_at < slot):
+            jobs.append(Job("cycle", slot, vault_id=v.vault_id))
+    period, _end = previous_month(now)
+    if period in billable and period not in billed:
+        jobs.append(Job("fees", now, period=period))
+    return jobs
+
+
+def next_wake(now: int, vaults: list[VaultClock], expiries: list[int]) -> int:
+    """When something could next become due."""
+    candidates = [latest_slot(v.schedule, now) + v.schedule.every for v in vaults]
+    candidates += [e for e in expiries if e > now]
+    first_next = to_datetime(now).date()
+    nxt = date(first_next.year + (first_next.month == 12), first_next.month % 12 + 1, 1)
+    candidates.append(day_start(nxt))
+    return min(candidates) if candidates else now + DAY_US

@@ -1,0 +1,83 @@
+"""Run what the scheduler says is due, at the scheduled logical times."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vanta_box import scheduler
+from vanta_box.core.errors import VantaError
+from vanta_box.core.timeutil import parse_duration
+from vanta_box.inputs.vaults import vault_from_dict
+from vanta_box.service import cycle, fees, setup
+from vanta_box.service.engine import Command, Engine, handles
+from vanta_box.store import repo
+
+
+@dataclass
+class Outcome:
+    job: scheduler.Job
+    ok: bool
+    message: str
+
+
+def clocks(eng: Engine) -> list[scheduler.VaultClock]:
+    out = []
+    for row in repo.vault_rows(eng.conn):
+        vault = vault_from_dict(row.config)
+        every, offset = vault.schedule
+        out.append(scheduler.VaultClock(
+            row.vault_id, scheduler.Schedule(parse_duration(every),
+                                             0 if offset == "0s" else parse_duration(offset)),
+            row.last_cycle_at, row.imported_at))
+    return out
+
+
+def billable_periods(eng: Engine, period: str) -> set[str]:
+    for acct in repo.accounts(eng.conn):
+        if acct.role == "follower" and acct.mode != "shadow" \
+                and fees.account_active_days(acct, period) > 0:
+            return {period}
+    return set()
+
+
+def due_now(eng: Engine, now: int) -> list[scheduler.Job]:
+    period, _end = scheduler.previous_month(now)
+    billed = {e.period for e in repo.fee_entries(eng.conn, period=period)}
+    expiries = [o.expires_at for o in repo.overlays(eng.conn)]
+    return scheduler.due(now, clocks(eng), expiries, billed, billable_periods(eng, period))
+
+
+def expire_command(at: int) -> Command:
+    return Command.make("overlays.expire", at, {})
+
+
+@handles("overlays.expire")
+def _overlays_expire(eng: Engine, cmd: Command) -> int:
+    if not any(o.expires_at <= cmd.ts for o in repo.overlays(eng.conn)):
+        return 0
+    with eng.tx():
+        return len(setup.expire_overlays(eng, cmd.ts))
+
+
+def run_due(eng: Engine, now: int, say: Callable[[str], None]) -> list[Outcome]:
+    outcomes = []
+    for job in due_now(eng, now):
+        try:
+            if job.kind == "expire":
+                n = eng.run(expire_command(job.at))
+                message = f"{n} overlay(s) expired"
+            elif job.kind == "cycle":
+                assert job.vault_id is not None
+                (report,) = eng.run(cycle.cycle_command(eng, job.vault_id, job.at, False))
+                message = (f"{report.cycle_id}: {report.status}, {report.orders} orders, "
+                           f"{report.child_orders} child orders, {report.fills} fills")
+            else:
+                assert job.period is not None
+                lines = eng.run(fees.fees_run_command(eng, job.period, job.at))
+                message = f"{len(lines)} fee entries for {job.period}"
+            outcomes.append(Outcome(job, True, message))
+        except VantaError as exc:
+            outcomes.append(Outcome(job, False, str(exc)))
+        say(f"{job.describe()}: {outcomes[-1].message}")
+    return outcomes
