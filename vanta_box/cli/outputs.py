@@ -99,9 +99,50 @@ def demo(ctx: click.Context, home_override: str | None) -> None:
     click.echo(f"state files: {target.memory}")
     for path in sorted(target.memory.iterdir()):
         click.echo(f"  {path.name}")
+    click.echo(f"reports:     {target.reports / 'index.html'}")
     click.echo(f"database:    {target.db_path}")
     click.echo(f"next: vanta --home {target.root} status")
     click.echo(f"      vanta --home {target.root} statement F1001 --period 2026-10")
+
+
+@click.command()
+@click.option("--db", "db_file", metavar="FILE", default=None,
+              help="Report on this database file alone (an auditor's copy).")
+@click.option("--out", "out", metavar="DIR", default=None,
+              help="Where to write the pages (default: the home's reports/, or ./reports "
+                   "with --db).")
+@click.option("--at", "at", metavar="TS", default=None,
+              help="Value positions at this time (default: the journal's last event).")
+@click.pass_context
+def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | None) -> None:
+    """Write the static HTML reports: overview, one page per vault, one statement page per
+    follower (that follower's data only), the fee ledger. Works offline on a lone file.
+
+    \b
+    Example:
+        vanta report --db vanta.db --out ./reports
+    """
+    from vanta_box import home as homes
+    from vanta_box.core.errors import InputError
+    from vanta_box.core.timeutil import parse_ts
+    from vanta_box.reports.html import last_event_time, render
+    from vanta_box.store import db
+
+    if db_file:
+        source = Path(db_file)
+        if not source.is_file():
+            raise InputError(f"{db_file}: no such database file", field="--db")
+        target = Path(out) if out else Path("reports")
+    else:
+        home = homes.require(home_of(ctx))
+        source = home.db_path
+        target = Path(out) if out else home.reports
+    with db.open_readonly(source) as conn:
+        stamp = at or last_event_time(conn)
+        if stamp is None:
+            raise InputError("the journal is empty: nothing to report")
+        written = render(conn, target, parse_at(stamp) if at else parse_ts(stamp))
+    click.echo(f"{len(written)} page(s) in {target}: open {target / 'index.html'}")
 
 
 @click.command()
@@ -131,6 +172,10 @@ def run(ctx: click.Context, once: bool, at: str | None) -> None:
         with engine(ctx) as (eng, home):
             outcomes = schedule_service.run_due(eng, now, lambda m: click.echo(f"  {m}"))
             write_state(eng, home, now)
+            if outcomes:
+                from vanta_box.reports.html import render
+
+                render(eng.conn, home.reports, now)
             wake = scheduler.next_wake(now, schedule_service.clocks(eng),
                                        [o.expires_at for o in repo.overlays(eng.conn)])
         if not outcomes:
@@ -156,4 +201,4 @@ def run(ctx: click.Context, once: bool, at: str | None) -> None:
         click.echo("scheduler stopped")
 
 
-COMMANDS = [emit, status, demo, run]
+COMMANDS = [emit, status, demo, run, report]

@@ -16,6 +16,7 @@ from vanta_box.core.timeutil import DAY_US, fmt_ts, parse_ts
 from vanta_box.home import Home, locked
 from vanta_box.keystore import Keystore
 from vanta_box.reports.emit import emit
+from vanta_box.reports.html import render
 from vanta_box.resources import sample_dir
 from vanta_box.service import accounts as accounts_service
 from vanta_box.service import cycle as cycle_service
@@ -81,6 +82,7 @@ def run(home: Home, echo: Callable[[str], None]) -> DemoResult:
             eng = Engine(conn, LiveVenues())
             cycles = _script(eng, home, sample, echo)
             emit(conn, home.memory, parse_ts(LAST_CYCLE))
+            render(conn, home.reports, parse_ts(LAST_CYCLE))
             digest = journal.head(conn)
         finally:
             conn.close()
