@@ -55,3 +55,11 @@ def test_binary_demo_matches_source(tmp_path: Path) -> None:
     demo_service.run(home_module.resolve(source_home), lambda _line: None)
     expected = (source_home / "memory" / "portfolio.json").read_bytes()
     assert portfolio.read_bytes() == expected
+    # templates are bundled (the demo writes the HTML reports) and the auditor's check
+    # runs from the binary alone, offline, on the lone file
+    assert (home / "reports" / "index.html").read_bytes() == (
+        source_home / "reports" / "index.html").read_bytes()
+    verify = _run([str(BINARY), "audit", "verify", "--db", str(home / "vanta.db")],
+                  cwd=tmp_path, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "verdict: OK" in verify.stdout
