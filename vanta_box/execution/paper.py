@@ -67,21 +67,11 @@ class PaperBroker:
         return None
 
 
-class ShadowVenue:
+class ShadowVenue(PaperBroker):
     """A shadow follower's book: fills at the mark, no slippage, no commission, and nothing
     is ever sent anywhere (SPEC §4 Mirroring, shadow)."""
 
     kind = "shadow"
-    _terms = PaperTerms()
 
     def __init__(self, allow_short: bool = False) -> None:
-        self.allow_short = allow_short
-
-    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
-        if request.client_order_id in book.executed_ids:
-            raise DuplicateOrder(request.client_order_id)
-        return paper_execute(request, book.cash, book.held(request.symbol), self._terms,
-                             self.allow_short)
-
-    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
-        return None
+        super().__init__(PaperTerms(), allow_short)
