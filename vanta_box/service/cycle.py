@@ -320,9 +320,10 @@ def _record_orders(
     for item in planned:
         acct = item.account
         tolerated: dict[str, str] = {}
+        summarize = acct.role == "follower"
         for skip in item.skips:
             report.skips += 1
-            if skip.reason in TOLERANCE_SKIPS and skip.symbol is not None:
+            if summarize and skip.reason in TOLERANCE_SKIPS and skip.symbol is not None:
                 tolerated[skip.symbol] = skip.reason
                 continue
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
@@ -330,8 +331,9 @@ def _record_orders(
                                     "reason": skip.reason,
                                     **{k: fmt(v) for k, v in skip.detail.items()}})
         if tolerated:
-            # Steady-state non-trades (tiny or within-band differences) are one event per
-            # account, not one per symbol: replay re-derives them anyway.
+            # A follower's steady-state non-trades (tiny or within-band differences) are one
+            # event per account, not one per symbol: with thousands of followers they would
+            # outnumber the orders, and replay re-derives them anyway.
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                     "account_id": acct.account_id, "symbol": None,
                                     "reason": "within_tolerance", "symbols": tolerated})
