@@ -242,3 +242,20 @@ def test_export_is_clean_and_scanned(tmp_path: Path, original: Path) -> None:
     assert digest(out) == digest(original)
     assert verify(out)[0] == 0
     assert run_vanta("--home", str(home), "audit", "export", "--out", str(out)).code == 2
+
+
+def test_not_a_database_and_bad_digests_are_clear_errors(tmp_path: Path, original: Path
+                                                         ) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("hello")
+    for args in (["audit", "verify", "--db", str(junk)], ["audit", "digest", "--db", str(junk)],
+                 ["replay", "--db", str(junk)]):
+        result = run_vanta(*args)
+        assert result.code == 2 and "not a SQLite database" in result.err, args
+    other = tmp_path / "other.db"
+    sql(other, "CREATE TABLE x (a)")
+    assert "not a vanta-box database" in run_vanta("audit", "digest", "--db", str(other)).err
+    zero = run_vanta("audit", "verify", "--db", str(original), "--digest", "0:" + "0" * 64)
+    assert zero.code == 2 and "start at 1" in zero.err
+    nodir = run_vanta("replay", "--db", str(original), "--out", "/no/such/dir/x.db")
+    assert nodir.code == 2 and "no such directory" in nodir.err

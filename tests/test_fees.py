@@ -223,3 +223,39 @@ def test_pnl_summary_matches_portfolio(quarter: Home) -> None:
     # 300 x 113.425 = 34027.5 cash -> floor(34027.5 / 100) = 340
     d = next(a for a in portfolio["accounts"] if a["account_id"] == "D")
     assert d["status"] == "removed" and d["positions"][0]["qty"] == "340"
+
+
+def test_a_skipped_month_must_be_billed_first(setup_vault) -> None:  # type: ignore[no-untyped-def]
+    home: Home = setup_vault(vault_def(), prices=[("AAA", ts("2026-10-01"), "100")])
+    home.ok("onboard", home.write("a.json", packet("A", "10000", HYBRID)),
+            "--at", ts("2026-10-01"))
+    home.ok("fees", "run", "--period", "2026-10", "--at", ts("2026-11-01"))
+    skipped = home.vanta("fees", "run", "--period", "2026-12", "--at", ts("2027-01-01"))
+    assert skipped.code == 1 and "not billed for 2026-11" in skipped.err
+    # the scheduler bills every ended month still open, oldest first
+    out = home.ok("run", "--once", "--at", ts("2027-01-01")).out
+    assert out.index("fees 2026-11") < out.index("fees 2026-12")
+    assert [e["period"] for e in ledger(home)] == ["2026-10", "2026-11", "2026-12"]
+
+
+def test_a_fee_paid_before_a_reversal_is_not_collected_again(quarter: Home) -> None:
+    quarter.ok("fees", "paid", "C/2026-11/1", "--ref", "w1", "--at", ts("2027-01-02"))
+    quarter.ok("fees", "reverse", "C/2026-12/1", "--reason", "r", "--at", ts("2027-01-03"))
+    quarter.ok("fees", "reverse", "C/2026-11/1", "--reason", "r", "--at", ts("2027-01-03"))
+    quarter.ok("fees", "run", "--period", "2026-11", "--at", ts("2027-01-04"))
+    again = quarter.vanta("fees", "paid", "C/2026-11/2", "--ref", "w2", "--at",
+                          ts("2027-01-05"))
+    assert again.code == 1 and "owes nothing" in again.err
+    doc = statement(quarter, "C", "2026-11")
+    assert (doc["ledger"]["due"], doc["ledger"]["paid"], doc["ledger"]["outstanding"]) == (
+        "750.00", "750.00", "0.00")
+
+
+def test_payments_in_cents_and_not_backdated(quarter: Home) -> None:
+    cents = quarter.vanta("fees", "paid", "A/2026-10/1", "--ref", "x", "--amount", "0.004",
+                          "--at", ts("2026-12-01"))
+    assert cents.code == 2 and "whole cents" in cents.err
+    early = quarter.vanta("fees", "paid", "A/2026-10/1", "--ref", "x", "--amount", "1",
+                          "--at", ts("2026-10-15"))
+    assert early.code == 1 and "before A/2026-10/1 was billed" in early.err
+    assert quarter.vanta("fees", "list", "--period", "2026-13").code == 2

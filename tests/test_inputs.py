@@ -115,3 +115,8 @@ def test_missing_home_suggests_init(tmp_path) -> None:  # type: ignore[no-untype
 def test_instruments_duplicate_symbol(home: Home) -> None:
     path = home.write("i.json", [*INSTRUMENTS, INSTRUMENTS[0]])
     assert_refused_unchanged(home, ["instruments", "import", path], "appears twice")
+
+
+def test_a_csv_with_a_byte_order_mark(ready: Home) -> None:
+    path = ready.write("bom.csv", "\ufeff" + prices_csv([("AAA", T1, "11")]))
+    ready.ok("prices", "ingest", path, "--at", T1)

@@ -86,7 +86,8 @@ def test_shadow_follower_is_booked_at_marks_and_never_sent(mirrored: Home) -> No
     lines = [line for line in mirrored.trade_log() if line["account_id"] == "F4"]
     assert {line["kind"] for line in lines} == {"child_order", "fill"}
     assert all(line["status"] == "shadow" for line in lines if line["kind"] == "child_order")
-    assert all(line.get("shadow") is True and "venue" not in line
+    # booked by the shadow venue (never a broker): no `submitted`, the fill says so
+    assert all(line.get("shadow") is True and line["venue"] == "shadow"
                for line in lines if line["kind"] == "fill")
 
 
@@ -165,3 +166,38 @@ def test_manual_trade_drift_is_brought_back_next_cycle(mirrored: Home) -> None:
     assert holdings(mirrored, "F1") == {"AAA": D("50"), "BBB": D("75"), "BTC": D("0.0666")}
     assert mirrored.vanta("paper", "trade", "F1", "AAA", "1000", "--side", "sell").code == 1
     assert mirrored.vanta("paper", "trade", "F1", "ZZZ", "1", "--side", "buy").code == 2
+
+
+def test_stage_only_keeps_shadow_orders_with_the_others(mirrored: Home) -> None:
+    # new signals at T1, staged only: the shadow book must not move before the others
+    mirrored.ok("signals", "ingest", mirrored.write("s1.json", signals("V", T1, [
+        ("AAA", "1", None)])))
+    mirrored.ok("cycle", "run", "--stage-only", "--at", T1)
+    assert holdings(mirrored, "F4") == {"AAA": D("50"), "BBB": D("75"), "BTC": D("0.0666")}
+    queued = {o["account_id"] for o in mirrored.memory("autotrade_queue.json")["orders"]}
+    assert "F4" in queued and "F1" in queued
+    mirrored.ok("queue", "execute", "--at", T1)
+    # F1 and its shadow twin F4 end alike: 100 AAA (10000 / 100), nothing else
+    assert holdings(mirrored, "F4") == holdings(mirrored, "F1") == {"AAA": D("100")}
+
+
+def test_default_personas_follow_the_vault_and_backdating_is_refused(mirrored: Home) -> None:
+    # the vault drops persona b: F1 (all personas by default) follows; F6 (only b) is
+    # skipped with a reason instead of selling everything
+    mirrored.ok("vault", "import", mirrored.write("v.json", {"vaults": [
+        vault_def(personas=["a"], mirroring={"min_account_equity": "5000"})]}), "--at", T1)
+    mirrored.ok("signals", "ingest", mirrored.write("s1.json", signals("V", T1, [
+        ("AAA", "0.5", "a")])))
+    mirrored.ok("cycle", "run", "--at", T1)
+    assert holdings(mirrored, "F1") == {"AAA": D("100")}
+    assert skips(mirrored)["F6"] == "no_personas"
+    assert holdings(mirrored, "F6") == {"BBB": D("150"), "BTC": D("0.1333")}
+    late = mirrored.vanta("follower", "remove", "F1", "--at", "2026-10-15T00:00:00Z")
+    assert late.code == 1 and "later" in late.err
+
+
+def test_two_manual_trades_at_the_same_time(mirrored: Home) -> None:
+    at = "2026-11-01T12:00:00Z"
+    mirrored.ok("paper", "trade", "F1", "AAA", "1", "--side", "sell", "--at", at)
+    mirrored.ok("paper", "trade", "F1", "AAA", "1", "--side", "sell", "--at", at)
+    assert holdings(mirrored, "F1")["AAA"] == D("48")

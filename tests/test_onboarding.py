@@ -51,6 +51,13 @@ CASES = [
     ("packet_version", 2, "packet_version", "unsupported"),
     ("role", "admin", "role", "manager"),
     ("account_id", "bad id!", "account_id", "pattern"),
+    ("fee_agreement", {"type": "performance"}, "fee_agreement", "needs perf_share"),
+    ("fee_agreement", {"type": "flat"}, "fee_agreement", "needs flat_usd"),
+    ("fee_agreement", {"type": "performance_or_flat", "flat_usd": "1"}, "fee_agreement",
+     "needs perf_share"),
+    ("persona_prefs", [], "persona_prefs", "name at least one persona"),
+    ("broker", {"kind": "alpaca", "key_id": "k", "secret_key": " "}, "broker.secret_key",
+     "must not be empty"),
 ]
 
 

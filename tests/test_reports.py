@@ -40,3 +40,12 @@ def test_labels_are_escaped(setup_vault) -> None:  # type: ignore[no-untyped-def
     html = (home.root / "reports" / "index.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert re.search(r"<td class=\"num\">100,000\.00</td>", html)  # cents for display
+
+
+def test_report_with_overlays_of_every_kind(setup_vault) -> None:  # type: ignore[no-untyped-def]
+    home: Home = setup_vault(prices=[("AAA", T0, "10")])
+    for flag in (["--flip"], ["--maintenance"], ["--boost", "a=2"]):
+        home.ok("overlay", "set", "V", *flag, "--ttl", "1d", "--at", T0)
+    home.ok("report", "--at", "2026-11-01T06:00:00Z")
+    html = (home.root / "reports" / "vault_V.html").read_text()
+    assert html.count("<td>flip</td>") == 1 and "<td>maintenance</td>" in html

@@ -15,23 +15,26 @@ def clock(last: str | None, schedule: scheduler.Schedule = DAY) -> scheduler.Vau
 
 
 def test_a_cycle_is_due_at_the_latest_slot_only() -> None:
-    jobs = scheduler.due(T, [clock("2026-11-01T00:00:00Z")], [], set(), set())
+    jobs = scheduler.due(T, [clock("2026-11-01T00:00:00Z")], [], [])
     # two slots were missed (Nov 2, Nov 3): only the latest runs, at its own time
     assert [(j.kind, j.at) for j in jobs] == [("cycle", parse_ts("2026-11-03T00:00:00Z"))]
-    assert scheduler.due(T, [clock("2026-11-03T00:00:00Z")], [], set(), set()) == []
+    assert scheduler.due(T, [clock("2026-11-03T00:00:00Z")], [], []) == []
 
 
 def test_schedule_with_an_offset_and_a_shorter_period() -> None:
     every_6h = scheduler.Schedule(every=DAY_US // 4, offset=3600 * 10**6)  # 01:00, 07:00 ...
-    (job,) = scheduler.due(T, [clock(None, every_6h)], [], set(), set())
+    (job,) = scheduler.due(T, [clock(None, every_6h)], [], [])
     assert job.at == parse_ts("2026-11-03T07:00:00Z")
 
 
 def test_fees_for_the_month_that_ended_and_overlay_expiry() -> None:
     now = parse_ts("2026-12-01T00:05:00Z")
-    jobs = scheduler.due(now, [], [parse_ts("2026-11-30T00:00:00Z")], set(), {"2026-11"})
-    assert [(j.kind, j.period) for j in jobs] == [("expire", None), ("fees", "2026-11")]
-    assert scheduler.due(now, [], [], {"2026-11"}, {"2026-11"}) == []
+    jobs = scheduler.due(now, [], [parse_ts("2026-11-30T00:00:00Z")], ["2026-11", "2026-10"])
+    # every unbilled ended month, oldest first (the carry needs each of them)
+    assert [(j.kind, j.period) for j in jobs] == [
+        ("expire", None), ("fees", "2026-10"), ("fees", "2026-11")]
+    assert scheduler.due(now, [], [], []) == []
+    assert scheduler.due(now, [], [], ["2026-12"]) == []  # not ended yet
     january = scheduler.previous_month(parse_ts("2027-01-15T00:00:00Z"))
     assert january == ("2026-12", parse_ts("2027-01-01T00:00:00Z"))
 

@@ -2,7 +2,7 @@
 
 * a cycle per vault at each slot of its schedule (default: every day at 00:00 UTC); only
   the latest slot is due, never a backlog (old slots would trade at stale marks);
-* the fee run of the month that ended most recently, once it has ended;
+* the fee runs of ended months not billed yet, oldest first;
 * overlay expiry, at each overlay's expiry time.
 The service runs what is due (``service.schedule``); ``vanta run`` loops on the clock.
 """
@@ -56,17 +56,18 @@ def previous_month(now: int) -> tuple[str, int]:
     return f"{prev.year:04d}-{prev.month:02d}", day_start(first)
 
 
-def due(now: int, vaults: list[VaultClock], expiries: list[int], billed: set[str],
-        billable: set[str]) -> list[Job]:
-    """Jobs due at ``now``, in the order to run them (expiry, cycles, fees)."""
+def due(now: int, vaults: list[VaultClock], expiries: list[int],
+        unbilled: list[str]) -> list[Job]:
+    """Jobs due at ``now``, in the order to run them (expiry, cycles, fees). ``unbilled``
+    are the ended months still to bill: all of them run, oldest first (the loss carried
+    forward needs every month, and billing late trades nothing)."""
     jobs = [Job("expire", now)] if any(e <= now for e in expiries) else []
     for v in sorted(vaults, key=lambda v: v.vault_id):
         slot = latest_slot(v.schedule, now)
         if slot >= v.created_at and (v.last_cycle_at is None or v.last_cycle_at < slot):
             jobs.append(Job("cycle", slot, vault_id=v.vault_id))
-    period, _end = previous_month(now)
-    if period in billable and period not in billed:
-        jobs.append(Job("fees", now, period=period))
+    last_ended, _end = previous_month(now)
+    jobs += [Job("fees", now, period=p) for p in sorted(unbilled) if p <= last_ended]
     return jobs
 
 

@@ -43,7 +43,9 @@ def audit_digest(ctx: click.Context, db_file: str | None) -> None:
     """
     from vanta_box.store import db, journal
 
-    with db.open_readonly(_database(ctx, db_file)) as conn:
+    path = _database(ctx, db_file)
+    with db.open_readonly(path) as conn:
+        db.require_journal(conn, path)
         click.echo(str(journal.head(conn)))
 
 
@@ -88,10 +90,13 @@ def audit_export(ctx: click.Context, out: str) -> None:
     Example:
         vanta audit export --out fund-2026-11.db
     """
+    from vanta_box.core.errors import InputError
     from vanta_box.keystore import Keystore
     from vanta_box.service.audit import export
     from vanta_box.store import journal
 
+    if not Path(out).resolve().parent.is_dir():
+        raise InputError(f"{Path(out).parent}: no such directory", field="--out")
     with engine(ctx) as (eng, home):
         secrets = Keystore(home.keystore_path).secret_values()
         size = export(eng.conn, Path(out), secrets)
@@ -123,7 +128,10 @@ def replay(ctx: click.Context, db_file: str, out: str | None) -> None:
     source = _database(ctx, db_file)
     if out and Path(out).exists():
         raise InputError(f"{out} already exists: choose a new file", field="--out")
+    if out and not Path(out).resolve().parent.is_dir():
+        raise InputError(f"{Path(out).parent}: no such directory", field="--out")
     with db.open_readonly(source) as conn, tempfile.TemporaryDirectory() as tmp:
+        db.require_journal(conn, source)
         target = Path(out) if out else Path(tmp) / "replayed.db"
         report = run_replay(conn, target, progress)
     click.echo(f"replayed {report.commands:,} commands into {out or 'a temporary file'}: "
@@ -139,6 +147,8 @@ def replay(ctx: click.Context, db_file: str, out: str | None) -> None:
     for table, verdict in report.tables.items():
         click.echo(f"{table}: {verdict}")
     click.echo("identical" if report.identical else "NOT identical")
+    if not report.identical and report.version_note():
+        click.echo(report.version_note())
     if not report.identical:
         raise CheckFailed("replay does not reproduce the file")
 

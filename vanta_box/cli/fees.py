@@ -103,9 +103,11 @@ def fees_list(ctx: click.Context, period: str | None, account_id: str | None) ->
         vanta fees list --period 2026-11
     """
     from vanta_box.core.money import fmt_cents
-    from vanta_box.service.fees import paid_total
+    from vanta_box.service.fees import paid_total, period_bounds
     from vanta_box.store import repo
 
+    if period is not None:
+        period_bounds(period)  # a malformed period is an error, not an empty list
     with engine(ctx, lock=False) as (eng, _home):
         entries = repo.fee_entries(eng.conn, account_id, period)
         for e in entries:

@@ -25,6 +25,10 @@ def emit(ctx: click.Context, out: str | None, at: str | None) -> None:
     from vanta_box.reports.emit import emit as emit_files
 
     ts = parse_at(at)
+    from vanta_box.core.errors import InputError
+
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"{out} is a file: --out takes a directory", field="--out")
     with engine(ctx, lock=False) as (eng, home):
         target = Path(out) if out else home.memory
         written = emit_files(eng.conn, target, ts)
@@ -128,6 +132,8 @@ def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | N
     from vanta_box.reports.html import last_event_time, render
     from vanta_box.store import db
 
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"{out} is a file: --out takes a directory", field="--out")
     if db_file:
         source = Path(db_file)
         if not source.is_file():
@@ -138,6 +144,7 @@ def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | N
         source = home.db_path
         target = Path(out) if out else home.reports
     with db.open_readonly(source) as conn:
+        db.require_journal(conn, source)
         stamp = at or last_event_time(conn)
         if stamp is None:
             raise InputError("the journal is empty: nothing to report")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vanta_box.cli.common import at_option, engine, home_of, parse_at, write_state
+from vanta_box.cli.common import at_option, echo_warnings, engine, home_of, parse_at, write_state
 
 
 @click.command()
@@ -62,6 +62,7 @@ def vault_import(ctx: click.Context, file: str, at: str | None) -> None:
     for key in ("created", "updated", "unchanged"):
         if result[key]:
             click.echo(f"{key}: {', '.join(result[key])}")
+    echo_warnings(result["warnings"])
 
 
 @vault.command("list")

@@ -134,7 +134,7 @@ def parse_prices(
 
 def load_prices(path: str, known: Mapping[str, Instrument]) -> list[PricePoint]:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM, as spreadsheets write
     except FileNotFoundError:
         raise InputError("no such file", source=path) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -8,9 +8,9 @@ keystore).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, Field, SecretStr, StrictBool, StrictInt, StrictStr
 
 from vanta_box.core.errors import InputError
 from vanta_box.core.money import ONE
@@ -27,6 +27,15 @@ from vanta_box.inputs.common import (
 from vanta_box.inputs.vaults import FeeIn
 
 
+def _filled(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+Secret = Annotated[SecretStr, AfterValidator(_filled)]
+
+
 class PaperBrokerIn(Strict):
     kind: Literal["paper"]
     starting_cash: NonNeg
@@ -36,8 +45,8 @@ class PaperBrokerIn(Strict):
 
 class AlpacaBrokerIn(Strict):
     kind: Literal["alpaca"]
-    key_id: SecretStr
-    secret_key: SecretStr
+    key_id: Secret
+    secret_key: Secret
     paper: StrictBool = True
     base_url: StrictStr | None = None  # for a local test server; the SDK's default otherwise
     starting_cash: NonNeg | None = None  # shadow book only
@@ -46,9 +55,9 @@ class AlpacaBrokerIn(Strict):
 class CcxtBrokerIn(Strict):
     kind: Literal["ccxt"]
     exchange: StrictStr = Field(pattern=r"^[a-z0-9_]{2,40}$")
-    api_key: SecretStr
-    secret: SecretStr
-    password: SecretStr | None = None
+    api_key: Secret
+    secret: Secret
+    password: Secret | None = None
     sandbox: StrictBool = False
     base_url: StrictStr | None = None
     starting_cash: NonNeg | None = None  # shadow book only

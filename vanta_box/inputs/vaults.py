@@ -29,11 +29,20 @@ from vanta_box.inputs.common import (
 
 class FeeIn(Strict):
     type: Literal["performance", "flat", "performance_or_flat"]
-    perf_share: Fraction = ZERO
-    flat_usd: NonNeg = ZERO
+    perf_share: Fraction | None = None
+    flat_usd: NonNeg | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> FeeIn:
+        # A fee type without its amount would bill zero silently: say so instead.
+        if self.type in ("performance", "performance_or_flat") and self.perf_share is None:
+            raise ValueError(f"fee type {self.type} needs perf_share")
+        if self.type in ("flat", "performance_or_flat") and self.flat_usd is None:
+            raise ValueError(f"fee type {self.type} needs flat_usd")
+        return self
 
     def to_model(self) -> FeeTerms:
-        return FeeTerms(self.type, self.perf_share, self.flat_usd)
+        return FeeTerms(self.type, self.perf_share or ZERO, self.flat_usd or ZERO)
 
 
 class RiskIn(Strict):

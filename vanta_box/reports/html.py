@@ -96,7 +96,8 @@ def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
              allocation={"cycle_id": alloc["cycle_id"],
                          "weights": sorted(alloc["weights"].items()),
                          "cash_weight": alloc["cash_weight"]},
-             overlays=[o for o in overlays if o["vault_id"] == vault_id],
+             overlays=[{"persona": None, "factor": None, **o} for o in overlays
+                       if o["vault_id"] == vault_id],
              cycles=[{"cycle_id": c[0], "status": c[1], "vault_status": c[2], "nav": c[3],
                       "peak_nav": c[4]} for c in cycles])
 

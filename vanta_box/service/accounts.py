@@ -36,6 +36,10 @@ def validate_packet(eng: Engine, path: str) -> tuple[Packet, Vault]:
                              f"({existing[0].account_id})", source=path, field="role")
     else:
         prefs = raw.persona_prefs if raw.persona_prefs is not None else list(vault.personas)
+        if raw.persona_prefs is not None and not raw.persona_prefs:
+            raise InputError("an empty list would mirror nothing: name at least one persona, "
+                             "or leave persona_prefs out for all of them", source=path,
+                             field="persona_prefs")
         for i, persona in enumerate(prefs):
             if persona not in vault.personas:
                 raise InputError(f"persona {persona!r} is not one of {vault.vault_id}'s "
@@ -69,14 +73,16 @@ def onboard_command(
     else:
         _row, vault = load_vault(eng, packet.raw.vault_id)
     raw = packet.raw
+    # None means "every persona of the vault", resolved at each cycle, so a vault that
+    # gains or loses personas keeps its followers on what the master trades.
+    personas: list[str] | None
     if raw.role == "manager":
-        personas = list(vault.personas)
+        personas = None
         mode = "master"
         mirroring: dict[str, Any] = {}
         fee = None
     else:
-        prefs = raw.persona_prefs if raw.persona_prefs is not None else list(vault.personas)
-        personas = sorted(prefs)
+        personas = sorted(raw.persona_prefs) if raw.persona_prefs is not None else None
         m = raw.mirroring
         mode = (m.mode if m and m.mode else None) or vault.mirroring.mode
         mirroring = plain({
@@ -88,8 +94,8 @@ def onboard_command(
         })
         if raw.fee_agreement is not None:
             terms = raw.fee_agreement
-            fee = plain({"type": terms.type, "perf_share": terms.perf_share,
-                         "flat_usd": terms.flat_usd})
+            fee = plain({"type": terms.type, "perf_share": terms.perf_share or ZERO,
+                         "flat_usd": terms.flat_usd or ZERO})
         else:
             vf = vault.mirroring.fee
             assert vf is not None  # validate_packet checked
@@ -192,11 +198,11 @@ _TRANSITIONS = {
 
 def follower_command(eng: Engine, action: str, account_id: str, at: int) -> Command:
     kind = f"follower.{action}"
-    _check_transition(eng, kind, account_id)
+    _check_transition(eng, kind, account_id, at)
     return Command.make(kind, at, {"account_id": account_id})
 
 
-def _check_transition(eng: Engine, kind: str, account_id: str) -> repo.AccountRow:
+def _check_transition(eng: Engine, kind: str, account_id: str, at: int) -> repo.AccountRow:
     acct = repo.account(eng.conn, account_id)
     if acct is None:
         raise InputError(f"unknown account {account_id!r}")
@@ -207,11 +213,18 @@ def _check_transition(eng: Engine, kind: str, account_id: str) -> repo.AccountRo
     if acct.status not in allowed:
         raise Refused(f"follower {account_id} is {acct.status}: cannot "
                       f"{kind.split('.')[1]} it")
+    # History is not rewritten from the side: a change is dated after what it changes.
+    latest = eng.conn.execute("SELECT max(at) FROM fills WHERE account_id = ?",
+                              (account_id,)).fetchone()
+    floor = max(acct.onboarded_at, latest[0] if latest and latest[0] is not None else 0)
+    if at < floor:
+        raise Refused(f"cannot {kind.split('.')[1]} {account_id} at {fmt_ts(at)}: it was "
+                      f"onboarded or traded later ({fmt_ts(floor)})")
     return acct
 
 
 def _transition(eng: Engine, cmd: Command) -> dict[str, Any]:
-    acct = _check_transition(eng, cmd.kind, cmd.payload["account_id"])
+    acct = _check_transition(eng, cmd.kind, cmd.payload["account_id"], cmd.ts)
     target = _TRANSITIONS[cmd.kind][1]
     with eng.tx():
         repo.set_account_status(eng.conn, acct.account_id, target,

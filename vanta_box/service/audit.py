@@ -35,6 +35,8 @@ def parse_digest(text: str) -> Digest:
     if not match:
         raise InputError(f"not a digest: {text!r} (expected SEQ:HEX, e.g. 1842:3fa4…, as printed "
                          "by `vanta audit digest`)", field="--digest")
+    if int(match.group(1)) < 1:
+        raise InputError(f"not a digest: {text!r} (journal rows start at 1)", field="--digest")
     return Digest(int(match.group(1)), match.group(2))
 
 
@@ -176,6 +178,9 @@ def describe(report: VerifyReport) -> list[str]:
             for table, verdict in r.tables.items():
                 if verdict != "identical":
                     lines.append(f"  table {table}: {verdict}")
+            note = r.version_note()
+            if note:
+                lines.append(f"  {note}")
     lines.append("verdict: " + ("OK" if report.ok else "FAILED"))
     return lines
 

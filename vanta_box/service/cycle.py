@@ -4,7 +4,8 @@ execution (``service.execute``) unless ``--stage-only``.
 
 Steps and their transactions:
   1. staging: command event, overlay expiry, superseded orders cancelled, NAV, allocations,
-     intents, orders and child orders (shadow books are updated here: nothing is sent);
+     intents, orders and child orders (a shadow follower's are booked by the shadow venue
+     at execution, like the others: nothing is ever sent);
   2. execution in batches (each its own transaction; a crash loses at most the batch in
      flight, and client_order_ids make the retry safe);
   3. the ``cycle.done`` event.
@@ -31,9 +32,7 @@ from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.execute import (
     Context,
     execute_orders,
-    fill_payload,
     settled,
-    shadow_fill,
 )
 from vanta_box.service.setup import expire_overlays, load_vault
 from vanta_box.service.venues import unavailable
@@ -283,7 +282,15 @@ def _plan_account(
                 "min_account_equity": fmt(vault.mirroring.min_account_equity)})
             return None
         m = acct.mirroring
-        alloc = allocation_for(acct.persona_prefs)
+        personas = vault.personas if acct.persona_prefs is None else tuple(
+            p for p in acct.persona_prefs if p in vault.personas)
+        if not personas and vault.personas:
+            eng.record(at, "skip", {
+                "cycle_id": cid, "vault_id": vault.vault_id, "account_id": acct.account_id,
+                "reason": "no_personas", "persona_prefs": list(acct.persona_prefs or ()),
+                "vault_personas": list(vault.personas)})
+            return None
+        alloc = allocation_for(personas)
         capped = m.get("mode") == "capped"
         if liquidate:
             alloc = Allocation(alloc.personas, {})
@@ -302,8 +309,8 @@ def _record_orders(
     master_alloc: Allocation, master: repo.AccountRow | None, marks: dict[str, Decimal],
     instruments: dict[str, Instrument], report: CycleReport, stage_only: bool,
 ) -> list[repo.OrderRow]:
-    """Journal intents, orders, child orders and skips; book shadow fills. Returns the
-    orders left staged for execution (written to the orders table now only when they
+    """Journal intents, orders, child orders and skips. Returns the orders left staged for
+    execution (written to the orders table now only when they
     wait in the queue: otherwise once settled, see service.pending)."""
     symbols = sorted({p.symbol for item in planned for p in item.plans})
     for symbol in symbols:
@@ -314,7 +321,6 @@ def _record_orders(
             "account_id": master.account_id if master else None,
             "weight": fmt(weight.value()) if weight else "0", "mark": fmt(marks[symbol])})
     rows: list[repo.OrderRow] = []
-    fills: list[tuple[Any, ...]] = []
     waiting: list[repo.OrderRow] = []
     mark_texts = {symbol: fmt(mark) for symbol, mark in marks.items()}
     for item in planned:
@@ -355,38 +361,15 @@ def _record_orders(
                 report.orders += 1
             else:
                 report.child_orders += 1
-            status, filled, reason = ("staged", ZERO, None)
-            if shadow:
-                execution = shadow_fill(item.book, coid, acct.account_id, plan,
-                                        instruments[plan.symbol], vault.risk.allow_short)
-                if execution.rejected:
-                    eng.record(at, "reject", {"order_id": oid, "client_order_id": coid,
-                                              "account_id": acct.account_id,
-                                              "symbol": plan.symbol,
-                                              "reason": execution.reject_reason,
-                                              "note": execution.note, "shadow": True})
-                    status, reason = "rejected", execution.reject_reason
-                    report.rejects += 1
-                else:
-                    realized = item.book.apply(plan.symbol, plan.side, execution.qty,
-                                               execution.price, execution.commission)
-                    payload_fill = fill_payload(oid, coid, acct.account_id, plan.symbol,
-                                                plan.side, execution, realized, shadow=True)
-                    seq = eng.record(at, "fill", payload_fill)
-                    fills.append((oid, oid, acct.account_id, plan.symbol, plan.side,
-                                  fmt(execution.qty), fmt(execution.price),
-                                  fmt(execution.commission), fmt(realized), at, seq, 1))
-                    status, filled = "shadow", execution.qty
-                    report.fills += 1
+            # A shadow child order waits like any other and is booked by the shadow venue
+            # at execution (or cancelled with the others): nothing is ever sent anywhere.
             order = repo.OrderRow(oid, coid, cid, acct.account_id,
                                   ids.intent_id(cid, plan.symbol), kind, plan.symbol,
-                                  plan.side, plan.qty, status, filled, reason)
-            if status == "staged":
-                waiting.append(order)
-            if status != "staged" or stage_only:
+                                  plan.side, plan.qty, "staged", ZERO, None)
+            waiting.append(order)
+            if stage_only:
                 rows.append(order)
     repo.insert_orders(eng.conn, rows)
-    repo.insert_fills(eng.conn, fills)
     return waiting
 
 

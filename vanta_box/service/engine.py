@@ -34,8 +34,12 @@ class Command:
 
     @staticmethod
     def make(kind: str, ts: int, payload: dict[str, Any]) -> Command:
-        """Normalise the payload to exactly what the journal will hold (JSON types only)."""
-        return Command(kind, ts, loads(dumps(payload)))
+        """Normalise the payload to exactly what the journal will hold (JSON types only),
+        stamped with the version that ran it: replay under another version may decide
+        differently, and the auditor is then told so."""
+        from vanta_box import __version__
+
+        return Command(kind, ts, loads(dumps({**payload, "vanta_version": __version__})))
 
 
 class Venues(Protocol):

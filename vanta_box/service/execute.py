@@ -15,10 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 from vanta_box.core.canonical import Template
-from vanta_box.core.models import Execution, Instrument, OrderPlan
+from vanta_box.core.models import Execution, Instrument
 from vanta_box.core.money import ZERO, fmt
 from vanta_box.execution.broker import DuplicateOrder, OrderRequest
-from vanta_box.execution.paper import ShadowVenue
 from vanta_box.inputs.vaults import vault_from_dict
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Engine
@@ -44,8 +43,8 @@ def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: s
                  venue: str | None = None, mark: str | None = None,
                  shadow: bool = False) -> dict[str, Any]:
     """The ``fill`` event. ``venue`` is set when the fill is a venue's answer (an input to
-    replay); a shadow book's fill is computed here instead (a decision). ``requested`` is
-    the requested quantity's text, when the caller has it."""
+    replay; the shadow venue's too, ``shadow`` marking it); a fill booked by vanta itself (a
+    manual trade) has none. ``requested`` is the requested quantity's text, when known."""
     requested = requested if requested is not None else fmt(ex.requested_qty)
     payload: dict[str, Any] = {
         "fill_id": order_id, "order_id": order_id, "client_order_id": coid,
@@ -78,13 +77,6 @@ def execution_from_payload(kind: str, payload: dict[str, Any]) -> Execution:
     return Execution(Decimal(payload["qty"]), Decimal(payload["price"]),
                      Decimal(payload["commission"]), Decimal(payload["requested_qty"]),
                      note=payload.get("note"))
-
-
-def shadow_fill(book: Book, coid: str, account_id: str, plan: OrderPlan,
-                instrument: Instrument, allow_short: bool) -> Execution:
-    request = OrderRequest(coid, account_id, plan.symbol, plan.side, plan.qty, plan.mark,
-                           instrument.lot_step)
-    return ShadowVenue(allow_short).submit(request, book)
 
 
 @dataclass
@@ -153,6 +145,7 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
             broker = eng.venues.broker_for(acct, vault)
             ordered = sorted(by_account[account_id], key=lambda o: (o.side != "sell", o.symbol))
             instant = broker.kind in INSTANT_VENUES
+            shadow = acct.mode == "shadow"
             for o in ordered:
                 mark = marks.get(o.symbol)
                 qty_text = fmt(o.qty)
@@ -197,12 +190,13 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                 realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
                 payload = fill_payload(o.order_id, o.client_order_id, account_id, o.symbol,
                                        o.side, ex, realized, requested=qty_text,
-                                       venue=broker.kind, mark=mark_text)
+                                       venue=broker.kind, mark=mark_text, shadow=shadow)
                 seq = eng.record(at, "fill", payload, FILL_EVENT)
                 fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side,
                               payload["qty"], payload["price"], payload["commission"],
-                              payload["realized_pnl"], at, seq, 0))
-                done.append(settled(o, qty_text, "filled", payload["qty"], ex.note))
+                              payload["realized_pnl"], at, seq, int(shadow)))
+                done.append(settled(o, qty_text, "shadow" if shadow else "filled",
+                                    payload["qty"], ex.note))
                 report.fills += 1
         repo.settle_orders(eng.conn, done)
         repo.insert_fills(eng.conn, fills)

@@ -50,6 +50,29 @@ def account_active_days(acct: repo.AccountRow, period: str) -> int:
     return active_days(day_of(acct.onboarded_at), removed, first, last)
 
 
+def months_between(acct: repo.AccountRow, period: str) -> list[str]:
+    """The months from the account's onboarding month up to, not including, ``period``."""
+    out, month = [], day_of(acct.onboarded_at).replace(day=1)
+    while (label := f"{month.year:04d}-{month.month:02d}") < period:
+        out.append(label)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return out
+
+
+def unbilled_periods(conn: Connection, up_to: str) -> list[str]:
+    """Ended months up to ``up_to`` in which some non-shadow follower was active and has no
+    live entry, oldest first (what the scheduler bills)."""
+    out: set[str] = set()
+    for acct in repo.accounts(conn):
+        if acct.role != "follower" or acct.mode == "shadow":
+            continue
+        billed = {e.period for e in live_entries(conn, acct.account_id)}
+        for month in [*months_between(acct, up_to), up_to]:
+            if month not in billed and account_active_days(acct, month) > 0:
+                out.add(month)
+    return sorted(out)
+
+
 def realized_in(conn: Connection, account_id: str, start: int, end: int) -> Decimal:
     return sum((D(row[7]) for row in repo.fills(conn, account_id, start, end)), ZERO)
 
@@ -182,6 +205,13 @@ def _fees_run(eng: Engine, cmd: Command) -> list[dict[str, Any]]:
         if later:
             raise Refused(f"{acct.account_id} is already billed for {later[0]}: periods are "
                           f"billed in order (reverse {later[-1]} first to rebill {period})")
+        billed_periods = {e.period for e in live}
+        missing = [m for m in months_between(acct, period)
+                   if m not in billed_periods and account_active_days(acct, m) > 0]
+        if missing:
+            raise Refused(f"{acct.account_id} is not billed for {missing[0]} yet: the loss "
+                          f"carried into {period} depends on it (run `vanta fees run "
+                          f"--period {missing[0]}` first)")
         todo.append(assess(eng.conn, acct, period))
     if not todo:
         raise Refused(f"period {period} is already billed ({len(billed)} follower(s)): "
@@ -214,7 +244,10 @@ def _entry_for_change(conn: Connection, entry_id: str) -> repo.FeeEntryRow:
 
 
 def fees_reverse_command(eng: Engine, entry_id: str, reason: str, at: int) -> Command:
-    _entry_for_change(eng.conn, entry_id)
+    entry = _entry_for_change(eng.conn, entry_id)
+    if at < entry.at:
+        raise Refused(f"a reversal cannot be dated {fmt_ts(at)}, before {entry_id} was "
+                      f"billed ({fmt_ts(entry.at)})")
     if not reason.strip():
         raise InputError("a reversal needs a reason", field="--reason")
     return Command.make("fees.reverse", at, {"entry_id": entry_id, "reason": reason.strip()})
@@ -251,19 +284,42 @@ def paid_total(conn: Connection, entry_id: str) -> Decimal:
     return sum((amount for _p, amount, _r, _a in repo.fee_payments(conn, entry_id)), ZERO)
 
 
+def outstanding(conn: Connection, account_id: str, period: str) -> Decimal:
+    """What the follower still owes for a period: every entry (fees, reversals, rebills)
+    net of every payment against any of them. A payment made before a reversal counts
+    toward the rebilled entry, so a fee is never collected twice."""
+    entries = repo.fee_entries(conn, account_id, period)
+    due = sum((e.fee_due for e in entries), ZERO)
+    return due - sum((paid_total(conn, e.entry_id) for e in entries), ZERO)
+
+
+def _check_payment(conn: Connection, entry: repo.FeeEntryRow, amount: Decimal,
+                   at: int) -> None:
+    owed = outstanding(conn, entry.account_id, entry.period)
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InputError(f"amount {fmt(amount)} is not in whole cents", field="--amount")
+    if amount <= 0:
+        raise InputError("amount must be greater than 0", field="--amount")
+    if owed <= 0:
+        raise Refused(f"{entry.account_id} owes nothing for {entry.period}")
+    if amount > owed:
+        raise Refused(f"{entry.account_id} owes {fmt_cents(owed)} for {entry.period}: "
+                      f"{fmt_cents(amount)} is more")
+    if at < entry.at:
+        raise Refused(f"a payment cannot be dated {fmt_ts(at)}, before {entry.entry_id} "
+                      f"was billed ({fmt_ts(entry.at)})")
+
+
 def fees_paid_command(eng: Engine, entry_id: str, ref: str, amount: Decimal | None,
                       at: int) -> Command:
     entry = _entry_for_change(eng.conn, entry_id)
-    outstanding = entry.fee_due - paid_total(eng.conn, entry_id)
-    amount = outstanding if amount is None else amount
     if not ref.strip():
         raise InputError("a payment needs a reference", field="--ref")
-    if amount <= 0:
-        raise Refused(f"{entry_id} has nothing outstanding") if outstanding <= 0 else \
-            InputError("amount must be greater than 0", field="--amount")
-    if amount > outstanding:
-        raise Refused(f"{entry_id}: {fmt_cents(outstanding)} outstanding, "
-                      f"{fmt_cents(amount)} is more")
+    if amount is None:
+        amount = outstanding(eng.conn, entry.account_id, entry.period)
+        if amount <= 0:
+            raise Refused(f"{entry.account_id} owes nothing for {entry.period}")
+    _check_payment(eng.conn, entry, amount, at)
     return Command.make("fees.paid", at, {"entry_id": entry_id, "ref": ref.strip(),
                                           "amount": fmt_cents(amount)})
 
@@ -273,11 +329,10 @@ def _fees_paid(eng: Engine, cmd: Command) -> dict[str, Any]:
     p = cmd.payload
     entry = _entry_for_change(eng.conn, p["entry_id"])
     amount = D(p["amount"])
-    if amount > entry.fee_due - paid_total(eng.conn, entry.entry_id):
-        raise Refused(f"{entry.entry_id}: the payment exceeds what is outstanding")
+    _check_payment(eng.conn, entry, amount, cmd.ts)
     n = len(repo.fee_payments(eng.conn, entry.entry_id)) + 1
     with eng.tx():
         repo.insert_fee_payment(eng.conn, f"{entry.entry_id}/payment/{n}", entry.entry_id,
                                 amount, p["ref"], cmd.ts, eng.journal.seq)
     return {"entry_id": entry.entry_id, "amount": amount,
-            "outstanding": entry.fee_due - paid_total(eng.conn, entry.entry_id)}
+            "outstanding": outstanding(eng.conn, entry.account_id, entry.period)}

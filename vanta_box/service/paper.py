@@ -29,6 +29,9 @@ def paper_trade_command(eng: Engine, account_id: str, symbol: str, side: str, qt
     if acct.broker_kind != "paper" and acct.mode != "shadow":
         raise InputError(f"{account_id} trades at {acct.broker_kind}: only paper and shadow "
                          "books take manual trades here")
+    if at < acct.onboarded_at:
+        raise Refused(f"{account_id} was onboarded at {fmt_ts(acct.onboarded_at)}: no trade "
+                      f"before that ({fmt_ts(at)})")
     instrument = repo.instruments(eng.conn).get(symbol)
     if instrument is None:
         raise InputError(f"unknown symbol {symbol!r}", field="SYMBOL")
@@ -62,8 +65,9 @@ def _paper_trade(eng: Engine, cmd: Command) -> dict[str, Any]:
     if p["side"] == "sell" and qty > book.held(p["symbol"]) and not vault.risk.allow_short:
         raise Refused(f"{acct.account_id} holds {fmt(book.held(p['symbol']))} "
                       f"{p['symbol']}: cannot sell {p['qty']}")
-    fill_id = f"external/{acct.account_id}/{fmt_ts(cmd.ts)}/{p['symbol']}"
     with eng.tx():
+        # the command's own journal row makes the id unique (two trades may share a time)
+        fill_id = f"external/{acct.account_id}/{eng.journal.seq}/{p['symbol']}"
         realized = book.apply(p["symbol"], p["side"], qty, price, ZERO)
         payload = fill_payload(fill_id, fill_id, acct.account_id, p["symbol"], p["side"],
                                Execution(qty, price, ZERO, qty), realized)

@@ -28,7 +28,7 @@ def of_cycle(conn: Connection, cycle: repo.CycleRow) -> list[repo.OrderRow]:
         p = json.loads(event.payload_json)
         if p["cycle_id"] != cycle.cycle_id:
             break  # a cycle's decisions are contiguous in the journal
-        if p["status"] != "staged" or p["order_id"] in settled:
+        if p["status"] not in ("staged", "shadow") or p["order_id"] in settled:
             continue
         out.append(repo.OrderRow(p["order_id"], p["client_order_id"], p["cycle_id"],
                                  p["account_id"], p["parent_id"], event.kind, p["symbol"],

@@ -92,6 +92,16 @@ class ReplayReport:
     journal_divergence: Divergence | None = None
     journal_length: tuple[int, int] = (0, 0)
     tables: dict[str, str] = field(default_factory=dict)  # table -> "identical" | problem
+    versions: set[str] = field(default_factory=set)  # vanta-box versions that wrote the file
+
+    def version_note(self) -> str | None:
+        from vanta_box import __version__
+
+        other = sorted(v for v in self.versions if v != __version__)
+        if not other:
+            return None
+        return (f"note: this file was written by vanta-box {', '.join(other)}; this is "
+                f"{__version__}: a difference may come from the version, not from tampering")
 
     @property
     def identical(self) -> bool:
@@ -155,7 +165,9 @@ def replay(source: db.Connection, out_path: Path,
                 seq, ts, kind, payload, _hash = command_row
                 written.clear()
                 try:
-                    eng.run(Command(kind, parse_ts(ts), json.loads(payload)))
+                    command = Command(kind, parse_ts(ts), json.loads(payload))
+                    report.versions.add(str(command.payload.get("vanta_version", "unknown")))
+                    eng.run(command)
                 except ReplayInterrupted:
                     report.interrupted += 1
                 except Exception as exc:  # a tampered input can make a handler fail

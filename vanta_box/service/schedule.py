@@ -33,19 +33,11 @@ def clocks(eng: Engine) -> list[scheduler.VaultClock]:
     return out
 
 
-def billable_periods(eng: Engine, period: str) -> set[str]:
-    for acct in repo.accounts(eng.conn):
-        if acct.role == "follower" and acct.mode != "shadow" \
-                and fees.account_active_days(acct, period) > 0:
-            return {period}
-    return set()
-
-
 def due_now(eng: Engine, now: int) -> list[scheduler.Job]:
-    period, _end = scheduler.previous_month(now)
-    billed = {e.period for e in repo.fee_entries(eng.conn, period=period)}
+    last_ended, _end = scheduler.previous_month(now)
     expiries = [o.expires_at for o in repo.overlays(eng.conn)]
-    return scheduler.due(now, clocks(eng), expiries, billed, billable_periods(eng, period))
+    return scheduler.due(now, clocks(eng), expiries,
+                         fees.unbilled_periods(eng.conn, last_ended))
 
 
 def expire_command(at: int) -> Command:

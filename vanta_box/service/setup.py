@@ -44,7 +44,16 @@ def _vault_import(eng: Engine, cmd: Command) -> dict[str, Any]:
             for data in cmd.payload["vaults"]:
                 if data["vault_id"] in created or data["vault_id"] in updated:
                     repo.upsert_vault(eng.conn, data["vault_id"], data, cmd.ts)
-    return {"created": created, "updated": updated, "unchanged": unchanged}
+    warnings = []
+    for data in cmd.payload["vaults"]:
+        for acct in repo.accounts(eng.conn, data["vault_id"]):
+            gone = sorted(set(acct.persona_prefs or ()) - set(data.get("personas", [])))
+            if gone and acct.status != "removed":
+                warnings.append(f"follower {acct.account_id} prefers {', '.join(gone)}, no "
+                                f"longer a persona of {data['vault_id']}: those signals no "
+                                "longer reach it")
+    return {"created": created, "updated": updated, "unchanged": unchanged,
+            "warnings": warnings}
 
 
 def load_vault(eng: Engine, vault_id: str) -> tuple[repo.VaultRow, Any]:

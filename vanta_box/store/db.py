@@ -19,7 +19,7 @@ from pathlib import Path
 
 import apsw
 
-from vanta_box.core.errors import CheckFailed, Refused
+from vanta_box.core.errors import CheckFailed, InputError, Refused
 from vanta_box.resources import sql_dir
 
 BUSY_TIMEOUT_MS = 10_000
@@ -85,7 +85,35 @@ def connect_memory() -> apsw.Connection:
 
 
 @contextmanager
+def friendly_errors(path: Path | str) -> Iterator[None]:
+    """SQLite's own failures, said in words a user can act on."""
+    try:
+        yield
+    except apsw.NotADBError:
+        raise InputError(f"{path}: not a SQLite database file") from None
+    except apsw.CorruptError as exc:
+        raise CheckFailed(f"{path}: the database is damaged ({exc})") from None
+    except apsw.CantOpenError:
+        raise InputError(f"{path}: cannot open it (check the path and the permissions)"
+                         ) from None
+
+
+def require_journal(conn: apsw.Connection, path: Path | str) -> None:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'journal'"
+                       ).fetchone()
+    if row is None:
+        raise InputError(f"{path}: not a vanta-box database (it has no journal table)")
+
+
+@contextmanager
 def open_readonly(path: Path | str) -> Iterator[apsw.Connection]:
+    with friendly_errors(path), _open_readonly(path) as conn:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        yield conn
+
+
+@contextmanager
+def _open_readonly(path: Path | str) -> Iterator[apsw.Connection]:
     """Open a database without changing a byte of it (nor of its -wal / -shm files).
 
     Without a pending WAL the file is opened ``immutable``: SQLite takes no lock and writes

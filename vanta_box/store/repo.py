@@ -196,7 +196,7 @@ class AccountRow:
     broker_config: dict[str, Any]
     key_ref: str | None
     key_fingerprint: str | None
-    persona_prefs: tuple[str, ...]
+    persona_prefs: tuple[str, ...] | None  # None: every persona of the vault
     mirroring: dict[str, Any]
     fee_agreement: dict[str, Any] | None
     status: str
@@ -217,7 +217,8 @@ _ACCOUNT_COLS = (
 
 def _account_row(r: Sequence[Any]) -> AccountRow:
     return AccountRow(
-        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7], tuple(json.loads(r[8])),
+        r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7],
+        None if r[8] == "null" else tuple(json.loads(r[8])),
         json.loads(r[9]), None if r[10] is None else json.loads(r[10]), r[11], r[12], r[13],
         D(r[14]), D(r[15]), D(r[16]), D(r[17]),
     )
