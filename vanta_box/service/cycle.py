@@ -98,12 +98,12 @@ def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool) -> CycleRep
                       f"({fmt_ts(row.last_cycle_at)}): cycles move forward in time")
     report = CycleReport(cid, vault_id)
     with eng.tx():
-        pending, context = stage(eng, row, vault, cid, at, stage_only, report)
-        if not pending:
+        waiting, context = stage(eng, row, vault, cid, at, stage_only, report)
+        if not waiting:
             _finish(eng, cid, at, report)
-    if pending and not stage_only:
-        _execute_and_finish(eng, vault, cid, at, report, pending, context)
-    elif pending:
+    if waiting and not stage_only:
+        _execute_and_finish(eng, vault, cid, at, report, waiting, context)
+    elif waiting:
         report.status = "staged"
     return report
 
