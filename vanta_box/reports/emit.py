@@ -14,7 +14,8 @@ from vanta_box.reports.files import append_atomic, last_line, write_atomic
 from vanta_box.store import journal
 from vanta_box.store.db import Connection
 
-DOCUMENTS: dict[str, Callable[[Connection, int], dict[str, Any]]] = {
+VALUED = {"portfolio.json", "pnl_summary.json"}
+DOCUMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "vault.json": state.vault_doc,
     "vault_overlay.json": state.overlay_doc,
     "vault_allocation.json": state.allocation_doc,
@@ -36,9 +37,11 @@ def register_jsonl(name: str, kinds: tuple[str, ...],
 
 def emit(conn: Connection, memory: Path, as_of: int) -> list[Path]:
     written = []
+    loaded = state.holdings(conn, as_of)  # valued once for portfolio and pnl
     for name, build in DOCUMENTS.items():
         path = memory / name
-        write_atomic(path, pretty(build(conn, as_of)))
+        doc = build(conn, as_of, loaded) if name in VALUED else build(conn, as_of)
+        write_atomic(path, pretty(doc))
         written.append(path)
     for name, (kinds, line) in JOURNAL_FILES.items():
         path = memory / name

@@ -71,8 +71,9 @@ def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
         write_atomic(path, html)
         written.append(path)
 
-    pnl = state.pnl_doc(conn, as_of)
-    portfolio = {a["account_id"]: a for a in state.portfolio_doc(conn, as_of)["accounts"]}
+    loaded = state.holdings(conn, as_of)
+    pnl = state.pnl_doc(conn, as_of, loaded)
+    portfolio = {a["account_id"]: a for a in state.portfolio_doc(conn, as_of, loaded)["accounts"]}
     rows = {v.vault_id: v for v in repo.vault_rows(conn)}
     vaults = []
     for v in pnl["vaults"]:

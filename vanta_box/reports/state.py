@@ -6,6 +6,7 @@ Pure reads: the same database and the same ``as_of`` give the same documents.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -67,9 +68,26 @@ def allocation_doc(conn: Connection, as_of: int) -> dict[str, Any]:
     return {"as_of": fmt_ts(as_of), "vaults": vaults}
 
 
-def _books(conn: Connection) -> tuple[list[repo.AccountRow], dict[str, Book]]:
+@dataclass(frozen=True)
+class Holdings:
+    """Every account's books and the marks at one moment: loaded once, shared by the
+    documents that value them (portfolio.json, pnl_summary.json, the HTML overview)."""
+
+    as_of: int
+    accounts: list[repo.AccountRow]
+    books: dict[str, Book]
+    marks: dict[str, Decimal]
+
+
+def holdings(conn: Connection, as_of: int) -> Holdings:
     accounts = repo.accounts(conn)
-    return accounts, load_books(conn, accounts)
+    books = load_books(conn, accounts)
+    symbols = {s for b in books.values() for s in b.symbols()}
+    return Holdings(as_of, accounts, books, repo.marks_at(conn, as_of, symbols))
+
+
+def _holdings(conn: Connection, as_of: int, given: Holdings | None) -> Holdings:
+    return given if given is not None and given.as_of == as_of else holdings(conn, as_of)
 
 
 def position_lines(book: Book, marks: dict[str, Decimal]) -> list[dict[str, str]]:
@@ -85,10 +103,10 @@ def position_lines(book: Book, marks: dict[str, Decimal]) -> list[dict[str, str]
     return lines
 
 
-def portfolio_doc(conn: Connection, as_of: int) -> dict[str, Any]:
-    accounts, books = _books(conn)
-    symbols = {s for b in books.values() for s in b.symbols()}
-    marks = repo.marks_at(conn, as_of, symbols)
+def portfolio_doc(conn: Connection, as_of: int, loaded: Holdings | None = None
+                  ) -> dict[str, Any]:
+    h = _holdings(conn, as_of, loaded)
+    accounts, books, marks = h.accounts, h.books, h.marks
     out = []
     for a in accounts:
         book = books[a.account_id]
@@ -112,10 +130,9 @@ def fees_billed(conn: Connection) -> dict[str, Decimal]:
     return totals
 
 
-def pnl_doc(conn: Connection, as_of: int) -> dict[str, Any]:
-    accounts, books = _books(conn)
-    symbols = {s for b in books.values() for s in b.symbols()}
-    marks = repo.marks_at(conn, as_of, symbols)
+def pnl_doc(conn: Connection, as_of: int, loaded: Holdings | None = None) -> dict[str, Any]:
+    h = _holdings(conn, as_of, loaded)
+    accounts, books, marks = h.accounts, h.books, h.marks
     billed = fees_billed(conn)
     rows = []
     for a in accounts:
