@@ -12,8 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from vanta_box.cli import main
+
+# Tests never assert on time: no per-example deadline (a busy 2-core CI machine would make
+# the maths look flaky), and print the seed that found a failure.
+settings.register_profile("vanta", deadline=None, print_blob=True)
+settings.load_profile("vanta")
 
 
 @dataclass
