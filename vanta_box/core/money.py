@@ -85,11 +85,6 @@ def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def steps_down(numerator: Decimal, denominator: Decimal) -> Decimal:
-    """Integer part of numerator/denominator, toward zero, computed exactly."""
-    if denominator == 0:
-        raise MoneyError("division by zero")
-    return numerator // denominator
 
 
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
@@ -99,16 +94,6 @@ def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     return (value // step) * step
 
 
-def is_multiple(value: Decimal, step: Decimal) -> bool:
-    return value % step == 0
 
 
-def dmax(*values: Decimal) -> Decimal:
-    return max(values)
 
-
-def dsum(values: object) -> Decimal:
-    total = ZERO
-    for v in values:  # type: ignore[attr-defined]
-        total += v
-    return total

@@ -78,8 +78,6 @@ def set_vault_state(
     )
 
 
-def set_vault_status(conn: apsw.Connection, vault_id: str, status: str) -> None:
-    conn.execute("UPDATE vaults SET status = ? WHERE vault_id = ?", (status, vault_id))
 
 
 # ---------------------------------------------------------------- instruments and prices
@@ -286,11 +284,6 @@ def positions(conn: apsw.Connection, account_ids: Sequence[str] | None = None
         )
 
 
-def vault_positions(conn: apsw.Connection, vault_id: str) -> Iterator[PositionRecord]:
-    yield from conn.execute(
-        "SELECT p.account_id, p.symbol, p.qty, p.cost_basis, p.lots, p.last_price"
-        " FROM positions p JOIN accounts a ON a.account_id = p.account_id"
-        " WHERE a.vault_id = ? ORDER BY p.account_id, p.symbol", (vault_id,))
 
 
 def save_positions(conn: apsw.Connection, upserts: Sequence[PositionRecord],
