@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from vanta_box.core import gctune
 from vanta_box.core.canonical import Template, dumps, loads
 from vanta_box.core.errors import InputError
 from vanta_box.core.models import Vault
@@ -81,7 +82,8 @@ class Engine:
             raise InputError(f"unknown command kind {command.kind!r}")
         self._command, self._recorded = command, False
         try:
-            return handler(self, command)
+            with gctune.relaxed():
+                return handler(self, command)
         finally:
             self._command = None
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,8 @@ from vanta_box.core.timeutil import parse_ts
 from vanta_box.execution.broker import AccountBook, OrderRequest
 from vanta_box.service import engine as engine_module
 from vanta_box.service.engine import Command, Engine
-from vanta_box.service.execute import execution_from_payload
-from vanta_box.store import db
+from vanta_box.service.execute import FILL_EVENT, execution_from_payload
+from vanta_box.store import db, writebehind
 from vanta_box.store.journal import head as journal_head
 from vanta_box.store.repo import AccountRow
 
@@ -57,7 +59,9 @@ class ReplayBroker:
         answer = self.venues.answers.pop(request.client_order_id, None)
         if answer is None:
             raise ReplayInterrupted(request.client_order_id)
-        return execution_from_payload(*answer)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
         return None
@@ -65,7 +69,7 @@ class ReplayBroker:
 
 class ReplayVenues:
     def __init__(self) -> None:
-        self.answers: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.answers: dict[str, Execution | Exception] = {}
 
     def broker_for(self, account: AccountRow, vault: Vault) -> ReplayBroker:
         from vanta_box.service.venues import LiveVenues
@@ -128,62 +132,104 @@ def _spans(source: db.Connection) -> Iterator[tuple[Row, list[Row]]]:
         yield current, span
 
 
-def _answers(span: list[Row]) -> dict[str, tuple[str, dict[str, Any]]]:
-    """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span."""
-    out: dict[str, tuple[str, dict[str, Any]]] = {}
+# A venue's fill as the paper and shadow venues write it (the template's keys, in order):
+# matched whole, it is read without a JSON parse. Anything else goes through json.
+_PLAIN_FILL = re.compile("\\{" + ",".join(
+    f'"{key}":"([^"\\\\]*)"' for key in FILL_EVENT.keys) + "\\}")
+_GROUP = {key: n for n, key in enumerate(FILL_EVENT.keys)}
+_QTY, _PRICE, _COMMISSION, _REQUESTED, _COID = (
+    _GROUP["qty"], _GROUP["price"], _GROUP["commission"], _GROUP["requested_qty"],
+    _GROUP["client_order_id"])
+
+
+def _answers(span: list[Row]) -> dict[str, Execution | Exception]:
+    """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span. An
+    answer that cannot be read (a tampered file) fails the command that asks for it."""
+    out: dict[str, Execution | Exception] = {}
+    match = _PLAIN_FILL.fullmatch
     for _seq, _ts, kind, payload_json, _hash in span:
-        if kind in ("fill", "reject") and '"venue":' in payload_json:
+        plain = match(payload_json) if kind == "fill" else None
+        if plain is not None:
+            g = plain.groups()
+            try:
+                out[g[_COID]] = Execution(Decimal(g[_QTY]), Decimal(g[_PRICE]),
+                                          Decimal(g[_COMMISSION]), Decimal(g[_REQUESTED]))
+            except ArithmeticError as exc:
+                out[g[_COID]] = exc
+        elif kind in ("fill", "reject") and '"venue":' in payload_json:
             payload = json.loads(payload_json)
-            if "venue" in payload:
-                out[payload["client_order_id"]] = (kind, payload)
+            if isinstance(payload, dict) and "venue" in payload:
+                coid = str(payload.get("client_order_id"))
+                try:
+                    out[coid] = execution_from_payload(kind, payload)
+                except (ArithmeticError, KeyError, TypeError) as exc:
+                    out[coid] = exc
     return out
 
 
 def replay(source: db.Connection, out_path: Path,
-           progress: Callable[[str], None] = lambda _m: None) -> ReplayReport:
+           progress: Callable[[str], None] = lambda _m: None, *,
+           write_behind: bool = True) -> ReplayReport:
     """Rebuild ``out_path`` from ``source``'s journal and compare the two.
 
-    The rebuilt file is scratch until it is complete: one transaction (each command step a
-    savepoint, so an interrupted step rolls back exactly as it did live), no fsync.
-    Journal rows are compared as they are written, command by command.
+    The rebuilt file is scratch until it is complete: no fsync, and (``write_behind``) its
+    append-only tables written by a second process (``store.writebehind``). Journal rows
+    are compared as they are written, command by command.
     """
     load_handlers()
     if out_path.exists():
         raise FileExistsError(out_path)
-    out = db.connect_scratch(out_path)
+    if write_behind:
+        try:
+            return _replay(source, out_path, progress, True)
+        except writebehind.Fallback as exc:
+            progress(f"replaying again in one process ({exc})")
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(out_path) + suffix).unlink(missing_ok=True)
+    return _replay(source, out_path, progress, False)
+
+
+def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
+            write_behind: bool) -> ReplayReport:
+    out: db.Connection
+    if write_behind:
+        out = writebehind.open_write_behind(out_path)
+    else:
+        out = db.connect_scratch(out_path)
+        db.migrate(out)
     report = ReplayReport()
     try:
-        db.migrate(out)
         venues = ReplayVenues()
         eng = Engine(out, venues)
         written: list[tuple[int, str, str, str, str, str]] = []
         eng.journal.sink = written
-        source_rows = 0
-        if True:
-            for n, (command_row, span) in enumerate(_spans(source), start=1):
-                venues.answers = _answers(span)
-                seq, ts, kind, payload, _hash = command_row
-                written.clear()
-                try:
-                    command = Command(kind, parse_ts(ts), json.loads(payload))
-                    report.versions.add(str(command.payload.get("vanta_version", "unknown")))
-                    eng.run(command)
-                except ReplayInterrupted:
-                    report.interrupted += 1
-                except Exception as exc:  # a tampered input can make a handler fail
-                    progress(f"command at seq {seq} ({kind}) raised "
-                             f"{type(exc).__name__}: {exc}")
-                if report.journal_divergence is None:
-                    _compare_span([command_row, *span], written, report)
-                source_rows += 1 + len(span)
-                report.commands = n
-                if n % 1000 == 0:
-                    progress(f"replayed {n} commands")
+        for n, (command_row, span) in enumerate(_spans(source), start=1):
+            venues.answers = _answers(span)
+            seq, ts, kind, payload, _hash = command_row
+            written.clear()
+            try:
+                command = Command(kind, parse_ts(ts), json.loads(payload))
+                report.versions.add(str(command.payload.get("vanta_version", "unknown")))
+                eng.run(command)
+            except ReplayInterrupted:
+                report.interrupted += 1
+            except Exception as exc:  # a tampered input can make a handler fail
+                progress(f"command at seq {seq} ({kind}) raised "
+                         f"{type(exc).__name__}: {exc}")
+            if report.journal_divergence is None:
+                _compare_span([command_row, *span], written, report)
+            report.commands = n
+            if n % 1000 == 0:
+                progress(f"replayed {n} commands")
+        if isinstance(out, writebehind.WriteBehindConnection):
+            out.finish()
         report.events = journal_head(out).seq
         report.journal_length = (_count(source), report.events)
         for table in projection_tables(source):
             report.tables[table] = compare_table(source, out, table)
     finally:
+        if isinstance(out, writebehind.WriteBehindConnection):
+            out.abandon()
         out.close()
     return report
 

@@ -1,0 +1,140 @@
+"""Replay's write-behind (store/writebehind.py): the append-only tables written by a second
+process must give exactly the file a plain replay gives, including where handlers read
+those tables back (the queue, an interrupted cycle, a removal), and anything it cannot
+serve must fall back to a plain replay rather than answer wrongly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+
+from tests.conftest import run_vanta
+from vanta_box import home as homes
+from vanta_box.core.money import D
+from vanta_box.service import demo
+from vanta_box.service.replay import compare_table, projection_tables, replay
+from vanta_box.store import db, writebehind
+
+
+@pytest.fixture(scope="module")
+def busy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo, then the paths that read orders, fills and the journal back: a staged
+    cycle executed from the queue, a removal (dated after the last fill), a staged cycle
+    superseded by the next one."""
+    root = tmp_path_factory.mktemp("wb") / "home"
+    demo.run(homes.resolve(root), lambda _line: None)
+
+    def ok(*args: str) -> None:
+        result = run_vanta("--home", str(root), *args)
+        assert result.code == 0, (args, result.err)
+
+    with db.open_readonly(root / "vanta.db") as conn:
+        last = dict(conn.execute("SELECT symbol, price FROM prices p WHERE ts ="
+                                 " (SELECT max(ts) FROM prices q WHERE q.symbol = p.symbol)"))
+    lines = ["symbol,ts,price"]
+    for n, (symbol, price) in enumerate(sorted(last.items())):
+        for day, move in (("21", "1.12"), ("23", "0.9"), ("24", "1.05")):
+            lines.append(f"{symbol},2026-11-{day}T00:00:00Z,"
+                         f"{D(price) * (D(move) if n % 2 else 2 - D(move))}")
+    prices = root.parent / "prices.csv"
+    prices.write_text("\n".join(lines) + "\n")
+    ok("prices", "ingest", str(prices), "--at", "2026-11-21T00:00:00Z")
+    ok("cycle", "run", "--stage-only", "--at", "2026-11-21T00:00:00Z")
+    ok("queue", "execute", "--at", "2026-11-21T00:00:00Z")
+    ok("follower", "remove", "F1006", "--at", "2026-11-22T00:00:00Z")
+    ok("cycle", "run", "--stage-only", "--at", "2026-11-23T00:00:00Z")
+    ok("cycle", "run", "--at", "2026-11-24T00:00:00Z")
+    with db.open_readonly(root / "vanta.db") as conn:
+        kinds = dict(conn.execute("SELECT kind, count(*) FROM journal WHERE ts >="
+                                  " '2026-11-21T00:00:00Z' GROUP BY kind"))
+    assert kinds.get("fill", 0) > 10 and kinds.get("cancel", 0) > 0, kinds
+    return root / "vanta.db"
+
+
+def _replay(source: Path, out: Path, *, write_behind: bool) -> tuple[bool, list[str]]:
+    said: list[str] = []
+    with db.open_readonly(source) as conn:
+        report = replay(conn, out, said.append, write_behind=write_behind)
+    assert report.identical, (report.journal_divergence, report.tables)
+    return report.identical, said
+
+
+def _same_files(a: Path, b: Path) -> None:
+    with db.open_readonly(a) as x, db.open_readonly(b) as y:
+        assert db.schema_of(x) == db.schema_of(y)
+        for table in [*projection_tables(x), "journal"]:
+            assert compare_table(x, y, table) == "identical", table
+
+
+def test_write_behind_replay_equals_the_plain_one(busy_home: Path, tmp_path: Path) -> None:
+    _, said = _replay(busy_home, tmp_path / "wb.db", write_behind=True)
+    assert not any("again" in line for line in said), said  # no fallback was needed
+    _replay(busy_home, tmp_path / "plain.db", write_behind=False)
+    _same_files(tmp_path / "wb.db", tmp_path / "plain.db")
+    _same_files(tmp_path / "wb.db", busy_home)
+    # the rebuilt file is a complete database: it verifies on its own
+    result = run_vanta("audit", "verify", "--db", str(tmp_path / "wb.db"))
+    assert result.code == 0, result.out + result.err
+
+
+def test_what_the_write_behind_cannot_serve_falls_back_to_a_plain_replay(
+        busy_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: writebehind.WriteBehindConnection) -> None:
+        raise writebehind.Fallback("refused by the test")
+
+    monkeypatch.setattr(writebehind.WriteBehindConnection, "_before_read", refuse)
+    _, said = _replay(busy_home, tmp_path / "out.db", write_behind=True)
+    assert any("replaying again in one process (refused by the test)" in s for s in said)
+    _same_files(tmp_path / "out.db", busy_home)
+
+
+def test_a_read_of_rows_not_yet_committed_is_refused(tmp_path: Path) -> None:
+    conn = writebehind.open_write_behind(tmp_path / "out.db")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO journal (seq, ts, kind, payload, prev_hash, hash)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         [(1, "2026-01-01T00:00:00Z", "k", "{}", "0" * 64, "1" * 64)])
+        with pytest.raises(writebehind.Fallback, match="not committed"):
+            conn.execute("SELECT count(*) FROM journal")
+        conn.execute("ROLLBACK")
+        # a rolled-back insert never reaches the writer; a committed one does
+        assert conn.execute("SELECT count(*) FROM journal").fetchall() == [(0,)]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO journal (seq, ts, kind, payload, prev_hash, hash)"
+                         " VALUES (?, ?, ?, ?, ?, ?)",
+                         [(1, "2026-01-01T00:00:00Z", "k", "{}", "0" * 64, "1" * 64)])
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT count(*) FROM journal").fetchall() == [(1,)]
+    finally:
+        conn.abandon()
+        conn.close()
+
+
+def test_a_writer_failure_is_a_fallback_not_a_wrong_answer(tmp_path: Path) -> None:
+    conn = writebehind.open_write_behind(tmp_path / "out.db")
+    row = (1, "2026-01-01T00:00:00Z", "k", "{}", "0" * 64, "1" * 64)
+    try:
+        for _ in range(2):  # the second insert breaks the primary key in the writer
+            conn.executemany("INSERT INTO journal (seq, ts, kind, payload, prev_hash, hash)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", [row])
+        with pytest.raises(writebehind.Fallback, match="replay writer"):
+            conn.sync()
+    finally:
+        conn.abandon()
+        conn.close()
+
+
+def test_the_attached_file_is_left_alone_when_abandoned(tmp_path: Path) -> None:
+    out = tmp_path / "out.db"
+    conn = writebehind.open_write_behind(out)
+    conn.abandon()
+    conn.close()
+    copy = tmp_path / "copy.db"
+    shutil.copy(out, copy)
+    plain = apsw.Connection(str(copy))
+    assert plain.execute("SELECT count(*) FROM journal").fetchall() == [(0,)]
+    plain.close()

@@ -1,0 +1,249 @@
+"""Write-behind for replay: the append-only tables are written by a second process.
+
+A replay spends a fifth of its time in SQLite inserting rows into ``journal``, ``orders``
+and ``fills``, which the handlers write but almost never read back. Replay therefore runs
+its handlers on a connection whose main database is in memory and holds every other
+table; the file being rebuilt is attached to it (as ``w``) and written by a child process:
+
+  * an INSERT into one of those tables is buffered with the transaction that made it, and
+    handed to the writer when that transaction commits (a rollback drops it);
+  * any other statement naming one of them is a read: it waits until the writer has
+    committed everything handed to it, then reads the attached file (SQLite resolves a
+    table missing from ``main`` in the attached database);
+  * at the end the writer closes and the small tables are copied into the file.
+
+The file is scratch until complete, like any replay output. A read of rows its own
+transaction has not committed yet, or any failure of the writer, cannot be served in this
+mode: ``Fallback`` is raised and the caller replays again without it.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import pickle
+import queue
+import re
+import threading
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from vanta_box.store import db
+
+DIVERTED = ("journal", "orders", "fills")
+_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\b", re.IGNORECASE)
+_NAMES = re.compile(r"\b(?:journal|orders|fills)\b", re.IGNORECASE)
+_SYNC, _CLOSE, _OK = b"SYNC", b"CLOSE", b"OK"
+BUSY_MS = 30_000  # both sides share the file: never fail on a lock held for a moment
+
+
+class Fallback(BaseException):
+    """This replay cannot go on with a write-behind; replay again without one.
+
+    A BaseException so that the handlers' and replay's own ``except Exception`` (a
+    tampered input may make a handler fail) let it through."""
+
+
+class WriteBehindConnection(apsw.Connection):
+    """See the module docstring. Created by ``open_write_behind``."""
+
+    _active = False
+
+    def setup(self, pipe: Pipe, process: Any) -> None:
+        self._pipe = pipe
+        self._process = process
+        self._levels: list[list[tuple[str, list[Any]]]] = []
+        self._active = True
+
+    # -- the apsw methods the store and the engine use ------------------------------------
+
+    def execute(self, statements: str, bindings: Any = None, **kwargs: Any) -> Any:
+        if self._active:
+            control = _CONTROL.get(statements)
+            if control is not None:
+                return control(self)
+            if _NAMES.search(statements):
+                if _INSERT.match(statements):
+                    self._divert(statements, [bindings])
+                    return None
+                self._before_read()
+        return super().execute(statements, bindings, **kwargs)
+
+    def executemany(self, statements: str, sequenceofbindings: Any, **kwargs: Any) -> Any:
+        if self._active and _INSERT.match(statements):
+            self._divert(statements, list(sequenceofbindings))
+            return None
+        return super().executemany(statements, sequenceofbindings, **kwargs)
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        super().execute("BEGIN")  # not IMMEDIATE: that would lock the attached file too
+        self._levels = [[]]
+
+    def _savepoint(self) -> None:
+        super().execute("SAVEPOINT step")
+        self._levels.append([])
+
+    def _release(self) -> None:
+        super().execute("RELEASE step")
+        top = self._levels.pop()
+        if self._levels:
+            self._levels[-1].extend(top)
+        else:
+            self._send(top)
+
+    def _rollback_to(self) -> None:
+        super().execute("ROLLBACK TO step; RELEASE step")
+        self._levels.pop()
+
+    def _commit(self) -> None:
+        super().execute("COMMIT")
+        done = [item for level in self._levels for item in level]
+        self._levels = []
+        self._send(done)
+
+    def _rollback(self) -> None:
+        super().execute("ROLLBACK")
+        self._levels = []
+
+    # -- the writer -----------------------------------------------------------------------
+
+    def _divert(self, sql: str, rows: list[Any]) -> None:
+        if not rows:
+            return
+        if self._levels:
+            self._levels[-1].append((sql, rows))
+        else:
+            self._send([(sql, rows)])
+
+    def _send(self, batch: list[tuple[str, list[Any]]]) -> None:
+        if batch:
+            self._pipe.send_bytes(_dumps(batch))
+
+    def _before_read(self) -> None:
+        if any(self._levels):
+            raise Fallback("a transaction reads rows it has not committed yet")
+        self.sync()
+
+    def sync(self) -> None:
+        """Wait until the writer has committed everything handed to it."""
+        self._pipe.send_bytes(_SYNC)
+        answer = self._pipe.recv_bytes()
+        if answer != _OK:
+            raise Fallback(answer.decode(errors="replace"))
+
+    def finish(self) -> None:
+        """Close the writer, then copy every other table into the attached file."""
+        self._pipe.send_bytes(_CLOSE)
+        answer = self._pipe.recv_bytes()
+        self._process.join()
+        self._active = False
+        if answer != _OK:
+            raise Fallback(answer.decode(errors="replace"))
+        tables = [name for (name,) in super().execute(
+            "SELECT name FROM main.sqlite_master WHERE type = 'table'"
+            " AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid")]
+        super().execute("PRAGMA foreign_keys = OFF")  # a copy of rows already checked
+        super().execute("BEGIN")
+        for name in tables:
+            super().execute(f'INSERT INTO w."{name}" SELECT * FROM main."{name}"')
+        super().execute("COMMIT")
+        super().execute("PRAGMA foreign_keys = ON")
+
+    def abandon(self) -> None:
+        if self._active:
+            self._active = False
+            self._process.kill()
+            self._process.join()
+
+
+def _dumps(value: Any) -> bytes:
+    """Pickle without the memo: rows are flat tuples of str/int/None, shared by nothing,
+    and the memo's bookkeeping would triple the cost."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(value)
+    return out.getvalue()
+
+
+_CONTROL = {
+    "BEGIN IMMEDIATE": WriteBehindConnection._begin,
+    "SAVEPOINT step": WriteBehindConnection._savepoint,
+    "RELEASE step": WriteBehindConnection._release,
+    "ROLLBACK TO step; RELEASE step": WriteBehindConnection._rollback_to,
+    "COMMIT": WriteBehindConnection._commit,
+    "ROLLBACK": WriteBehindConnection._rollback,
+}
+
+
+def open_write_behind(path: Path) -> WriteBehindConnection:
+    """Create ``path`` (migrated), start its writer and return the handlers' connection."""
+    setup = db.connect_scratch(path)
+    try:
+        db.migrate(setup)
+    finally:
+        setup.close()
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    process = multiprocessing.get_context("fork").Process(
+        target=_writer, args=(str(path), theirs), name="vanta-replay-writer", daemon=True)
+    process.start()
+    theirs.close()
+    if ours.recv_bytes() != _OK:  # the writer has opened the file: no recovery under us
+        raise Fallback("the replay writer did not start")
+    conn = WriteBehindConnection(":memory:")
+    conn.setbusytimeout(BUSY_MS)
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA recursive_triggers = ON")
+    db.migrate(conn)
+    for name in DIVERTED:
+        conn.execute(f"DROP TABLE {name}")
+    conn.execute("ATTACH DATABASE ? AS w", (str(path),))
+    conn.execute("PRAGMA w.synchronous = OFF")
+    conn.setup(ours, process)
+    return conn
+
+
+def _writer(path: str, pipe: Pipe) -> None:
+    """The child: write each batch in its own transaction, in order."""
+    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def receive() -> None:  # keeps the pipe drained while SQLite works
+        while True:
+            data = pipe.recv_bytes()
+            inbox.put(data)
+            if data == _CLOSE:
+                return
+
+    threading.Thread(target=receive, daemon=True).start()
+    conn = db.connect_scratch(path)
+    conn.setbusytimeout(BUSY_MS)
+    conn.execute("PRAGMA foreign_keys = OFF")  # the parent rows arrive at the end
+    conn.execute("SELECT count(*) FROM journal").fetchall()  # the WAL index exists now
+    pipe.send_bytes(_OK)
+    error = b""
+    while True:
+        data = inbox.get()
+        if data == _SYNC:
+            pipe.send_bytes(error or _OK)
+            continue
+        if data == _CLOSE:
+            conn.close()
+            pipe.send_bytes(error or _OK)
+            os._exit(0)
+        if error:
+            continue
+        try:
+            conn.execute("BEGIN")
+            for sql, rows in pickle.loads(data):
+                conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except Exception as exc:  # reported at the next sync: the parent falls back
+            error = f"replay writer: {type(exc).__name__}: {exc}".encode()
+            if not conn.getautocommit():
+                conn.execute("ROLLBACK")
