@@ -1,11 +1,12 @@
-"""The cyclic garbage collector, relaxed while a command runs.
+"""The cyclic garbage collector, paused while a command runs.
 
-A cycle of thousands of followers allocates millions of short-lived tuples. CPython's
-default thresholds then run full collections over every live object again and again
-(~15 % of a large cycle or replay), although the engine's data creates no reference
-cycles worth collecting mid-command. While a command runs, objects that existed before it
-are frozen (never scanned) and the young generation is collected less often; the previous
-settings come back afterwards. Reference counting still frees almost everything at once.
+A cycle of thousands of followers allocates millions of short-lived tuples, and keeps
+hundreds of thousands alive until it ends (orders, fills, books). CPython's collector
+then scans every live object again and again (~15 % of a large cycle or replay), although
+the engine's data creates no reference cycles worth collecting mid-command: reference
+counting frees it. The collector is paused for the command and resumed afterwards (the
+little cyclic garbage a command may leave, e.g. a caught exception's frames, is collected
+then, as usual).
 """
 
 from __future__ import annotations
@@ -14,18 +15,13 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-RELAXED = (50_000, 50, 1_000)
-
 
 @contextmanager
-def relaxed() -> Iterator[None]:
-    previous = gc.get_threshold()
-    frozen = gc.get_freeze_count()
-    gc.freeze()
-    gc.set_threshold(*RELAXED)
+def paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*previous)
-        if not frozen:
-            gc.unfreeze()
+        if enabled:
+            gc.enable()

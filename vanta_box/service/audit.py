@@ -145,7 +145,8 @@ def verify(path: Path, digests: list[Digest], *, with_replay: bool = True,
         if with_replay and not report.schema:
             start = time.perf_counter()
             with tempfile.TemporaryDirectory(prefix="vanta-verify-") as tmp:
-                report.replay = replay(conn, Path(tmp) / "replayed.db", progress)
+                report.replay = replay(conn, Path(tmp) / "replayed.db", progress,
+                                       chain_intact=not report.chain)
             report.replay_seconds = time.perf_counter() - start
     return report
 

@@ -82,7 +82,7 @@ class Engine:
             raise InputError(f"unknown command kind {command.kind!r}")
         self._command, self._recorded = command, False
         try:
-            with gctune.relaxed():
+            with gctune.paused():
                 return handler(self, command)
         finally:
             self._command = None

@@ -19,22 +19,22 @@ mode: ``Fallback`` is raised and the caller replays again without it.
 
 from __future__ import annotations
 
-import io
 import multiprocessing
 import os
 import pickle
-import queue
 import re
-import threading
+import shutil
+import tempfile
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import apsw
 
 from vanta_box.store import db
 
 DIVERTED = ("journal", "orders", "fills")
+PROJECTIONS = ("fills",)  # the diverted table the writer digests (see finish)
 _INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\b", re.IGNORECASE)
 _NAMES = re.compile(r"\b(?:journal|orders|fills)\b", re.IGNORECASE)
 _SYNC, _CLOSE, _OK = b"SYNC", b"CLOSE", b"OK"
@@ -56,6 +56,8 @@ class WriteBehindConnection(apsw.Connection):
     def setup(self, pipe: Pipe, process: Any) -> None:
         self._pipe = pipe
         self._process = process
+        self._spool = tempfile.mkdtemp(prefix="vanta-replay-spool-")
+        self._spooled = 0
         self._levels: list[list[tuple[str, list[Any]]]] = []
         self._active = True
 
@@ -75,7 +77,10 @@ class WriteBehindConnection(apsw.Connection):
 
     def executemany(self, statements: str, sequenceofbindings: Any, **kwargs: Any) -> Any:
         if self._active and _INSERT.match(statements):
-            self._divert(statements, list(sequenceofbindings))
+            # The store hands over lists it never touches again: kept as they are.
+            rows = (sequenceofbindings if type(sequenceofbindings) is list
+                    else list(sequenceofbindings))
+            self._divert(statements, rows)
             return None
         return super().executemany(statements, sequenceofbindings, **kwargs)
 
@@ -122,8 +127,14 @@ class WriteBehindConnection(apsw.Connection):
             self._send([(sql, rows)])
 
     def _send(self, batch: list[tuple[str, list[Any]]]) -> None:
+        """Hand a committed batch to the writer: through a spool file, so that the parent
+        never waits for the writer to drain a pipe (only its name goes through the pipe)."""
         if batch:
-            self._pipe.send_bytes(_dumps(batch))
+            self._spooled += 1
+            path = os.path.join(self._spool, str(self._spooled))
+            with open(path, "wb") as f:
+                _dump(batch, f)
+            self._pipe.send_bytes(os.fsencode(path))
 
     def _before_read(self) -> None:
         if any(self._levels):
@@ -138,13 +149,11 @@ class WriteBehindConnection(apsw.Connection):
             raise Fallback(answer.decode(errors="replace"))
 
     def finish(self) -> None:
-        """Close the writer, then copy every other table into the attached file."""
+        """Close the writer and copy every other table into the attached file. The writer
+        meanwhile digests its projection tables (``writer_digests``)."""
+        self.sync()  # everything is written: the parent may read the file from here on
         self._pipe.send_bytes(_CLOSE)
-        answer = self._pipe.recv_bytes()
-        self._process.join()
         self._active = False
-        if answer != _OK:
-            raise Fallback(answer.decode(errors="replace"))
         tables = [name for (name,) in super().execute(
             "SELECT name FROM main.sqlite_master WHERE type = 'table'"
             " AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid")]
@@ -155,21 +164,31 @@ class WriteBehindConnection(apsw.Connection):
         super().execute("COMMIT")
         super().execute("PRAGMA foreign_keys = ON")
 
+    def writer_digests(self) -> dict[str, list[str]]:
+        """After ``finish``: the writer's digests of the diverted projection tables."""
+        answer = self._pipe.recv_bytes()
+        self._process.join()
+        shutil.rmtree(self._spool, ignore_errors=True)
+        error, digests = pickle.loads(answer)
+        if error:
+            raise Fallback(error)
+        result: dict[str, list[str]] = digests
+        return result
+
     def abandon(self) -> None:
-        if self._active:
-            self._active = False
+        self._active = False
+        if self._process.is_alive():
             self._process.kill()
             self._process.join()
+        shutil.rmtree(self._spool, ignore_errors=True)
 
 
-def _dumps(value: Any) -> bytes:
+def _dump(value: Any, out: BinaryIO) -> None:
     """Pickle without the memo: rows are flat tuples of str/int/None, shared by nothing,
     and the memo's bookkeeping would triple the cost."""
-    out = io.BytesIO()
     pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.fast = True
     pickler.dump(value)
-    return out.getvalue()
 
 
 _CONTROL = {
@@ -211,16 +230,6 @@ def open_write_behind(path: Path) -> WriteBehindConnection:
 
 def _writer(path: str, pipe: Pipe) -> None:
     """The child: write each batch in its own transaction, in order."""
-    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
-
-    def receive() -> None:  # keeps the pipe drained while SQLite works
-        while True:
-            data = pipe.recv_bytes()
-            inbox.put(data)
-            if data == _CLOSE:
-                return
-
-    threading.Thread(target=receive, daemon=True).start()
     conn = db.connect_scratch(path)
     conn.setbusytimeout(BUSY_MS)
     conn.execute("PRAGMA foreign_keys = OFF")  # the parent rows arrive at the end
@@ -228,19 +237,24 @@ def _writer(path: str, pipe: Pipe) -> None:
     pipe.send_bytes(_OK)
     error = b""
     while True:
-        data = inbox.get()
+        data = pipe.recv_bytes()
         if data == _SYNC:
             pipe.send_bytes(error or _OK)
             continue
         if data == _CLOSE:
+            digests = {} if error else db.table_digests(conn, list(PROJECTIONS))
             conn.close()
-            pipe.send_bytes(error or _OK)
+            pipe.send_bytes(pickle.dumps((error.decode(), digests)))
             os._exit(0)
+        spooled = Path(os.fsdecode(data))
         if error:
+            spooled.unlink(missing_ok=True)
             continue
         try:
+            batch = pickle.loads(spooled.read_bytes())
+            spooled.unlink()
             conn.execute("BEGIN")
-            for sql, rows in pickle.loads(data):
+            for sql, rows in batch:
                 conn.executemany(sql, rows)
             conn.execute("COMMIT")
         except Exception as exc:  # reported at the next sync: the parent falls back

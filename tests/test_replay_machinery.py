@@ -1,7 +1,12 @@
-"""Replay's write-behind (store/writebehind.py): the append-only tables written by a second
-process must give exactly the file a plain replay gives, including where handlers read
-those tables back (the queue, an interrupted cycle, a removal), and anything it cannot
-serve must fall back to a plain replay rather than answer wrongly."""
+"""What makes replay fast must not change what it proves.
+
+* The write-behind (store/writebehind.py): the append-only tables written by a second
+  process must give exactly the file a plain replay gives, including where handlers read
+  those tables back (the queue, an interrupted cycle, a removal); what it cannot serve
+  falls back to a plain replay rather than answer wrongly.
+* Trusting the original chain (Journal.expect): a reproduced row takes the original's hash
+  only while that chain is intact; a broken chain is never copied into the rebuilt file.
+"""
 
 from __future__ import annotations
 
@@ -54,10 +59,12 @@ def busy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "vanta.db"
 
 
-def _replay(source: Path, out: Path, *, write_behind: bool) -> tuple[bool, list[str]]:
+def _replay(source: Path, out: Path, *, write_behind: bool,
+            chain_intact: bool | None = None) -> tuple[bool, list[str]]:
     said: list[str] = []
     with db.open_readonly(source) as conn:
-        report = replay(conn, out, said.append, write_behind=write_behind)
+        report = replay(conn, out, said.append, write_behind=write_behind,
+                        chain_intact=chain_intact)
     assert report.identical, (report.journal_divergence, report.tables)
     return report.identical, said
 
@@ -78,6 +85,43 @@ def test_write_behind_replay_equals_the_plain_one(busy_home: Path, tmp_path: Pat
     # the rebuilt file is a complete database: it verifies on its own
     result = run_vanta("audit", "verify", "--db", str(tmp_path / "wb.db"))
     assert result.code == 0, result.out + result.err
+
+
+def test_rows_hashed_again_equal_rows_whose_hash_was_taken(busy_home: Path,
+                                                           tmp_path: Path) -> None:
+    _, said = _replay(busy_home, tmp_path / "trusted.db", write_behind=True)
+    assert not any("again" in line for line in said), said
+    _replay(busy_home, tmp_path / "hashed.db", write_behind=False, chain_intact=False)
+    _same_files(tmp_path / "trusted.db", tmp_path / "hashed.db")
+
+
+def test_a_broken_chain_is_never_copied_into_the_rebuilt_file(busy_home: Path,
+                                                             tmp_path: Path) -> None:
+    copy = tmp_path / "edited.db"
+    shutil.copy(busy_home, copy)
+    edit = apsw.Connection(str(copy))
+    for (name,) in edit.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                " AND tbl_name = 'journal'").fetchall():
+        edit.execute(f"DROP TRIGGER {name}")
+    seq, payload = edit.execute("SELECT seq, payload FROM journal WHERE kind = 'allocation'"
+                                " ORDER BY seq LIMIT 1").fetchone()
+    # a decision edited in place, hash left alone: replay reproduces the original payload,
+    # so only the chain check can tell that the file's row is not what its hash says
+    edit.execute("UPDATE journal SET payload = ? WHERE seq = ?",
+                 (payload.replace('"cash_weight":"', '"cash_weight":"1'), seq))
+    edit.close()
+    said: list[str] = []
+    with db.open_readonly(copy) as conn:
+        report = replay(conn, tmp_path / "out.db", said.append)
+    assert any("hashing every row" in line for line in said), said
+    assert not report.identical
+    assert report.journal_divergence is not None and report.journal_divergence.seq == seq
+    from vanta_box.service.audit import VerifyReport, check_chain
+
+    found = VerifyReport()
+    with db.open_readonly(tmp_path / "out.db") as conn:
+        check_chain(conn, [], found)
+    assert not found.chain  # the rebuilt file's chain is its own, and intact
 
 
 def test_what_the_write_behind_cannot_serve_falls_back_to_a_plain_replay(
