@@ -223,7 +223,7 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
                   else None)
     out: db.Connection
     if write_behind:
-        out = writebehind.open_write_behind(out_path)
+        out = writebehind.open_write_behind(out_path, source.filename or None)
     else:
         out = db.connect_scratch(out_path)
         db.migrate(out)

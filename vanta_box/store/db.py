@@ -69,7 +69,8 @@ def connect(path: Path | str) -> apsw.Connection:
 def connect_scratch(path: Path | str) -> apsw.Connection:
     """A database being rebuilt (replay): no durability until it is complete, so no
     fsync (a crash means rebuilding it again)."""
-    conn = apsw.Connection(str(path))
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE
+                           | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -131072")
@@ -242,14 +243,18 @@ def table_digests(conn: apsw.Connection, tables: list[str]) -> dict[str, list[st
     return out
 
 
-def open_again_readonly(filename: str) -> apsw.Connection:
-    """Open a file this process tree already has open read-only (``open_readonly``'s
-    immutable original, or its private copy with a WAL), for another reader."""
+def readonly_uri(filename: str) -> str:
+    """A URI opening a file this process tree already has open read-only
+    (``open_readonly``'s immutable original, or its private copy with a WAL) again."""
     wal = Path(filename + "-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        return apsw.Connection(filename, flags=apsw.SQLITE_OPEN_READONLY)
-    uri = "file:" + _uri_path(Path(filename)) + "?immutable=1"
-    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
+    return "file:" + _uri_path(Path(filename)) + "?" + mode
+
+
+def open_again_readonly(filename: str) -> apsw.Connection:
+    """Open such a file again, for another reader."""
+    return apsw.Connection(readonly_uri(filename),
+                           flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
 
 
 def file_size(path: Path) -> int:

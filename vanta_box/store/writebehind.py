@@ -38,6 +38,9 @@ PROJECTIONS = ("fills",)  # the diverted table the writer digests (see finish)
 _INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\b", re.IGNORECASE)
 _NAMES = re.compile(r"\b(?:journal|orders|fills)\b", re.IGNORECASE)
 _SYNC, _CLOSE, _OK = b"SYNC", b"CLOSE", b"OK"
+_COPY_JOURNAL = ("INSERT INTO main.journal (seq, ts, kind, payload, prev_hash, hash)"
+                 " SELECT seq, ts, kind, payload, prev_hash, hash FROM original.journal"
+                 " WHERE seq BETWEEN ? AND ? ORDER BY seq")
 BUSY_MS = 30_000  # both sides share the file: never fail on a lock held for a moment
 
 
@@ -53,7 +56,8 @@ class WriteBehindConnection(apsw.Connection):
 
     _active = False
 
-    def setup(self, pipe: Pipe, process: Any) -> None:
+    def setup(self, pipe: Pipe, process: Any, has_original: bool) -> None:
+        self._has_original = has_original
         self._pipe = pipe
         self._process = process
         self._spool = tempfile.mkdtemp(prefix="vanta-replay-spool-")
@@ -125,6 +129,15 @@ class WriteBehindConnection(apsw.Connection):
             self._levels[-1].append((sql, rows))
         else:
             self._send([(sql, rows)])
+
+    def copy_original_journal(self, first: int, last: int) -> bool:
+        """Journal rows ``first``..``last`` equal the original file's: the writer copies
+        them from there (in order with the other inserts of the transaction). False when
+        the writer has no original file to copy from."""
+        if not (self._active and self._has_original):
+            return False
+        self._divert(_COPY_JOURNAL, [(first, last)])
+        return True
 
     def _send(self, batch: list[tuple[str, list[Any]]]) -> None:
         """Hand a committed batch to the writer: through a spool file, so that the parent
@@ -201,8 +214,10 @@ _CONTROL = {
 }
 
 
-def open_write_behind(path: Path) -> WriteBehindConnection:
-    """Create ``path`` (migrated), start its writer and return the handlers' connection."""
+def open_write_behind(path: Path, original: str | None = None) -> WriteBehindConnection:
+    """Create ``path`` (migrated), start its writer and return the handlers' connection.
+    With ``original`` (the file being replayed), journal rows equal to the original's are
+    copied by the writer from that file (``copy_original_journal``) instead of being sent."""
     setup = db.connect_scratch(path)
     try:
         db.migrate(setup)
@@ -210,7 +225,7 @@ def open_write_behind(path: Path) -> WriteBehindConnection:
         setup.close()
     ours, theirs = multiprocessing.Pipe(duplex=True)
     process = multiprocessing.get_context("fork").Process(
-        target=_writer, args=(str(path), theirs), name="vanta-replay-writer", daemon=True)
+        target=_writer, args=(str(path), original, theirs), name="vanta-replay-writer", daemon=True)
     process.start()
     theirs.close()
     if ours.recv_bytes() != _OK:  # the writer has opened the file: no recovery under us
@@ -224,14 +239,16 @@ def open_write_behind(path: Path) -> WriteBehindConnection:
         conn.execute(f"DROP TABLE {name}")
     conn.execute("ATTACH DATABASE ? AS w", (str(path),))
     conn.execute("PRAGMA w.synchronous = OFF")
-    conn.setup(ours, process)
+    conn.setup(ours, process, original is not None)
     return conn
 
 
-def _writer(path: str, pipe: Pipe) -> None:
+def _writer(path: str, original: str | None, pipe: Pipe) -> None:
     """The child: write each batch in its own transaction, in order."""
     conn = db.connect_scratch(path)
     conn.setbusytimeout(BUSY_MS)
+    if original is not None:
+        conn.execute("ATTACH DATABASE ? AS original", (db.readonly_uri(original),))
     conn.execute("PRAGMA foreign_keys = OFF")  # the parent rows arrive at the end
     conn.execute("SELECT count(*) FROM journal").fetchall()  # the WAL index exists now
     pipe.send_bytes(_OK)
