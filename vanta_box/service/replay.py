@@ -219,54 +219,66 @@ def replay(source: db.Connection, out_path: Path,
 def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
             write_behind: bool, trust: bool, check_chain: bool) -> ReplayReport:
     tables = projection_tables(source)
-    source_job = (SourceJob(source.filename, tables, check_chain) if source.filename
-                  else None)
+    chain_job = ChainCheck(source.filename) if check_chain and source.filename else None
     out: db.Connection
     if write_behind:
         out = writebehind.open_write_behind(out_path, source.filename or None)
+        rebuilt = "w"
     else:
         out = db.connect_scratch(out_path)
         db.migrate(out)
+        rebuilt = "main"
     report = ReplayReport()
     try:
         with gctune.paused():  # for the reading of the original too (core/gctune.py)
             source_rows = _run_commands(source, out, trust, report, progress)
-        out_digests: dict[str, list[str]] = {}
-        found = None
         if isinstance(out, writebehind.WriteBehindConnection):
-            # The rebuilt tables are digested by three processes at once: the writer
-            # (its own), the source job (done with the original by now) and this one.
             out.finish()
-            if source_job is not None:
-                found = source_job.result()
-                source_job.digest_rebuilt(str(out_path), list(SOURCE_JOB_DIGESTS))
-            out_digests = db.table_digests(out, [
-                t for t in tables if t not in writebehind.PROJECTIONS
-                and (found is None or t not in SOURCE_JOB_DIGESTS)])
-            out_digests.update(out.writer_digests())
-            if found is not None and source_job is not None:
-                out_digests.update(source_job.rebuilt_digests())
-        elif source_job is not None:
-            found = source_job.result()
         report.events = journal_head(out).seq
         report.journal_length = (_count(source) if source_rows == 0 else source_rows,
                                  report.events)
-        source_digests = found[1] if found is not None else None
         if check_chain:
-            report.chain_intact = found[0] if found is not None else _chain_intact(source)
-        for table in tables:
-            if source_digests is not None and table in out_digests and (
-                    source_digests.get(table) == out_digests[table]):
-                report.tables[table] = "identical"
-            else:  # row by row, to name the first difference
-                report.tables[table] = compare_table(source, out, table)
+            intact = chain_job.result() if chain_job is not None else None
+            report.chain_intact = intact if intact is not None else _chain_intact(source)
+        same = (identical_tables(out, rebuilt, db.readonly_uri(source.filename), tables)
+                if source.filename else set())
+        for table in tables:  # row by row where they differ, to name the first row
+            report.tables[table] = ("identical" if table in same else
+                                    compare_table(source, out, table))
     finally:
         if isinstance(out, writebehind.WriteBehindConnection):
             out.abandon()
         out.close()
-        if source_job is not None:
-            source_job.abandon()
+        if chain_job is not None:
+            chain_job.abandon()
     return report
+
+
+def identical_tables(conn: db.Connection, schema: str, original_uri: str,
+                     tables: list[str]) -> set[str]:
+    """The tables of ``schema`` that hold exactly the rows of the original file's, proven
+    by SQLite in C: the same columns, the same number of rows and no row of one missing
+    from the other (every table has a primary key, so rows are distinct; STRICT typed
+    columns, binary collation)."""
+    conn.execute("ATTACH DATABASE ? AS original", (original_uri,))
+    try:
+        same = set()
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')]
+            if columns != [r[1] for r in conn.execute(
+                    f'PRAGMA original.table_info("{table}")')]:
+                continue
+            counts = conn.execute(f'SELECT (SELECT count(*) FROM {schema}."{table}"),'
+                                  f' (SELECT count(*) FROM original."{table}")').fetchone()
+            if counts is None or counts[0] != counts[1]:
+                continue
+            extra = conn.execute(f'SELECT EXISTS (SELECT * FROM {schema}."{table}"'
+                                 f' EXCEPT SELECT * FROM original."{table}")').fetchone()
+            if extra == (0,):
+                same.add(table)
+        return same
+    finally:
+        conn.execute("DETACH DATABASE original")
 
 
 def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
@@ -301,9 +313,6 @@ def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
     return source_rows
 
 
-SOURCE_JOB_DIGESTS = ("orders",)  # rebuilt tables the source job digests (see _replay)
-
-
 def _chain_intact(conn: db.Connection) -> bool:
     from vanta_box.service.audit import VerifyReport, check_chain
 
@@ -312,46 +321,25 @@ def _chain_intact(conn: db.Connection) -> bool:
     return not found.chain
 
 
-SourceResult = tuple[bool | None, dict[str, list[str]] | None]
+class ChainCheck:
+    """The original file's hash chain, checked by a forked process while replay runs."""
 
-
-class SourceJob:
-    """Work on the original file done by a forked process while replay runs: its chain
-    checked (when asked) and its projection tables digested (``db.table_digests``). Once
-    that is done, it can digest tables of the rebuilt file too (``digest_rebuilt``)."""
-
-    def __init__(self, filename: str, tables: list[str], check_chain: bool) -> None:
+    def __init__(self, filename: str) -> None:
         context = multiprocessing.get_context("fork")
-        self._pipe, theirs = context.Pipe(duplex=True)
-        self._process = context.Process(
-            target=_source_job, args=(filename, tables, check_chain, theirs),
-            name="vanta-replay-source", daemon=True)
+        self._pipe, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(target=_check_chain, args=(filename, theirs),
+                                        name="vanta-replay-chain", daemon=True)
         self._process.start()
         theirs.close()
-        self._failed = False
 
-    def result(self) -> SourceResult | None:
-        """(chain intact or None if not checked, digests), or None if the process could
-        not do its work (replay then checks and compares in this process)."""
-        found: SourceResult | None = self._receive()
-        self._failed = found is None
-        return found
-
-    def digest_rebuilt(self, filename: str, tables: list[str]) -> None:
-        """Ask for the digests of ``tables`` of ``filename`` (after ``result``)."""
-        if not self._failed:
-            self._pipe.send_bytes(pickle.dumps((filename, tables)))
-
-    def rebuilt_digests(self) -> dict[str, list[str]]:
-        digests: dict[str, list[str]] | None = None if self._failed else self._receive()
-        return digests or {}
-
-    def _receive(self) -> Any:
+    def result(self) -> bool | None:
+        """Intact or not; None if the process could not tell (replay then checks)."""
         try:
-            return pickle.loads(self._pipe.recv_bytes())
+            intact: bool | None = pickle.loads(self._pipe.recv_bytes())
         except (EOFError, OSError):
-            self._failed = True
-            return None
+            intact = None
+        self._process.join()
+        return intact
 
     def abandon(self) -> None:
         if self._process.is_alive():
@@ -360,22 +348,12 @@ class SourceJob:
         self._pipe.close()
 
 
-def _source_job(filename: str, tables: list[str], check_chain: bool, pipe: Any) -> None:
+def _check_chain(filename: str, pipe: Any) -> None:
     try:
-        conn = db.open_again_readonly(filename)
-        intact = _chain_intact(conn) if check_chain else None
-        found: SourceResult | None = (intact, db.table_digests(conn, tables))
+        intact: bool | None = _chain_intact(db.open_again_readonly(filename))
     except Exception:
-        found = None
-    pipe.send_bytes(pickle.dumps(found))
-    if found is not None:
-        try:
-            rebuilt, wanted = pickle.loads(pipe.recv_bytes())
-            digests: dict[str, list[str]] | None = db.table_digests(
-                db.open_again_readonly(rebuilt), wanted)
-        except Exception:
-            digests = None
-        pipe.send_bytes(pickle.dumps(digests))
+        intact = None
+    pipe.send_bytes(pickle.dumps(intact))
     os._exit(0)
 
 

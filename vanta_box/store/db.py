@@ -9,7 +9,6 @@ differs from the file is refused.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 import shutil
 import tempfile
@@ -220,27 +219,6 @@ def table_order(conn: apsw.Connection, table: str) -> tuple[list[str], str]:
     columns = [row[1] for row in info]
     keys = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5]]
     return columns, ", ".join(keys) if keys else ", ".join(columns)
-
-
-DIGEST_CHUNK = 20_000
-
-
-def table_digests(conn: apsw.Connection, tables: list[str]) -> dict[str, list[str]]:
-    """Per table: its columns, then SHA-256 of each chunk of rows in key order. Two files
-    whose digests match hold the same rows (replay compares row by row only otherwise).
-    A row is hashed as SQLite's ``quote()`` of each value (an unambiguous literal: type
-    and value), joined by US and RS control characters: built in C, one string a row."""
-    out: dict[str, list[str]] = {}
-    sha = hashlib.sha256
-    for table in tables:
-        columns, order = table_order(conn, table)
-        digests = [",".join(columns)]
-        row = " || char(31) || ".join(f'quote("{c}")' for c in columns)
-        cursor = conn.execute(f'SELECT {row} FROM "{table}" ORDER BY {order}')
-        while chunk := [r for (r,) in itertools.islice(cursor, DIGEST_CHUNK)]:
-            digests.append(sha("\x1e".join(chunk).encode()).hexdigest())
-        out[table] = digests
-    return out
 
 
 def readonly_uri(filename: str) -> str:

@@ -34,7 +34,6 @@ import apsw
 from vanta_box.store import db
 
 DIVERTED = ("journal", "orders", "fills")
-PROJECTIONS = ("fills",)  # the diverted table the writer digests (see finish)
 _INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\b", re.IGNORECASE)
 _NAMES = re.compile(r"\b(?:journal|orders|fills)\b", re.IGNORECASE)
 _SYNC, _CLOSE, _OK = b"SYNC", b"CLOSE", b"OK"
@@ -162,11 +161,14 @@ class WriteBehindConnection(apsw.Connection):
             raise Fallback(answer.decode(errors="replace"))
 
     def finish(self) -> None:
-        """Close the writer and copy every other table into the attached file. The writer
-        meanwhile digests its projection tables (``writer_digests``)."""
-        self.sync()  # everything is written: the parent may read the file from here on
+        """Close the writer, then copy every other table into the attached file."""
         self._pipe.send_bytes(_CLOSE)
+        answer = self._pipe.recv_bytes()
+        self._process.join()
+        shutil.rmtree(self._spool, ignore_errors=True)
         self._active = False
+        if answer != _OK:
+            raise Fallback(answer.decode(errors="replace"))
         tables = [name for (name,) in super().execute(
             "SELECT name FROM main.sqlite_master WHERE type = 'table'"
             " AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid")]
@@ -176,17 +178,6 @@ class WriteBehindConnection(apsw.Connection):
             super().execute(f'INSERT INTO w."{name}" SELECT * FROM main."{name}"')
         super().execute("COMMIT")
         super().execute("PRAGMA foreign_keys = ON")
-
-    def writer_digests(self) -> dict[str, list[str]]:
-        """After ``finish``: the writer's digests of the diverted projection tables."""
-        answer = self._pipe.recv_bytes()
-        self._process.join()
-        shutil.rmtree(self._spool, ignore_errors=True)
-        error, digests = pickle.loads(answer)
-        if error:
-            raise Fallback(error)
-        result: dict[str, list[str]] = digests
-        return result
 
     def abandon(self) -> None:
         self._active = False
@@ -230,7 +221,8 @@ def open_write_behind(path: Path, original: str | None = None) -> WriteBehindCon
     theirs.close()
     if ours.recv_bytes() != _OK:  # the writer has opened the file: no recovery under us
         raise Fallback("the replay writer did not start")
-    conn = WriteBehindConnection(":memory:")
+    conn = WriteBehindConnection(":memory:", flags=apsw.SQLITE_OPEN_READWRITE
+                                 | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI)
     conn.setbusytimeout(BUSY_MS)
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA recursive_triggers = ON")
@@ -259,9 +251,8 @@ def _writer(path: str, original: str | None, pipe: Pipe) -> None:
             pipe.send_bytes(error or _OK)
             continue
         if data == _CLOSE:
-            digests = {} if error else db.table_digests(conn, list(PROJECTIONS))
             conn.close()
-            pipe.send_bytes(pickle.dumps((error.decode(), digests)))
+            pipe.send_bytes(error or _OK)
             os._exit(0)
         spooled = Path(os.fsdecode(data))
         if error:
