@@ -182,3 +182,12 @@ def test_the_attached_file_is_left_alone_when_abandoned(tmp_path: Path) -> None:
     plain = apsw.Connection(str(copy))
     assert plain.execute("SELECT count(*) FROM journal").fetchall() == [(0,)]
     plain.close()
+
+
+def test_without_fork_replay_does_the_same_work_in_one_process(
+        busy_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vanta_box.service.replay as replay_module
+
+    monkeypatch.setattr(replay_module, "CAN_FORK", False)
+    _replay(busy_home, tmp_path / "out.db", write_behind=True)
+    _same_files(tmp_path / "out.db", busy_home)

@@ -196,6 +196,7 @@ def replay(source: db.Connection, out_path: Path,
             Path(str(out_path) + suffix).unlink(missing_ok=True)
 
     trust = chain_intact is not False
+    write_behind = write_behind and CAN_FORK
     if write_behind:
         try:
             report = _replay(source, out_path, progress, True, trust, chain_intact is None)
@@ -219,7 +220,8 @@ def replay(source: db.Connection, out_path: Path,
 def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
             write_behind: bool, trust: bool, check_chain: bool) -> ReplayReport:
     tables = projection_tables(source)
-    chain_job = ChainCheck(source.filename) if check_chain and source.filename else None
+    chain_job = (ChainCheck(source.filename) if check_chain and source.filename and CAN_FORK
+                 else None)
     out: db.Connection
     if write_behind:
         out = writebehind.open_write_behind(out_path, source.filename or None)
@@ -319,6 +321,11 @@ def _chain_intact(conn: db.Connection) -> bool:
     found = VerifyReport()
     check_chain(conn, [], found)
     return not found.chain
+
+
+# The write-behind and the chain check run in forked processes; without fork (not Linux
+# or macOS) replay does the same work in one process.
+CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
 class ChainCheck:
