@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import run_vanta
 from vanta_box import home as homes
 from vanta_box.service import demo
+from vanta_box.service.audit import parse_digest
 
 TRIGGERS = ("journal_no_update", "journal_no_delete", "journal_append_at_head")
 
@@ -259,3 +260,41 @@ def test_not_a_database_and_bad_digests_are_clear_errors(tmp_path: Path, origina
     assert zero.code == 2 and "start at 1" in zero.err
     nodir = run_vanta("replay", "--db", str(original), "--out", "/no/such/dir/x.db")
     assert nodir.code == 2 and "no such directory" in nodir.err
+
+
+@pytest.mark.parametrize("tamper", ["none", "delete-early", "delete-late", "edit-early",
+                                    "edit-late", "truncate"])
+def test_the_chain_checked_in_two_halves_says_what_one_pass_says(
+        copy: Path, tamper: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vanta_box.service import audit
+    from vanta_box.store import db as store_db
+
+    rows = sqlite3.connect(copy).execute("SELECT max(seq) FROM journal").fetchone()[0]
+    early, late = rows // 4, rows * 3 // 4
+    digests = [parse_digest(digest(copy))]  # the head, before the edit
+    conn = sqlite3.connect(copy)
+    for seq in (early, late + 1, rows // 2):  # digests on both sides of the middle
+        digests.append(parse_digest(f"{seq}:" + conn.execute(
+            "SELECT hash FROM journal WHERE seq = ?", (seq,)).fetchone()[0]))
+    conn.close()
+    drop = tuple(f"DROP TRIGGER {t}" for t in TRIGGERS)
+    if tamper.startswith("delete"):
+        sql(copy, *drop, f"DELETE FROM journal WHERE seq = {early if 'early' in tamper else late}")
+    elif tamper.startswith("edit"):
+        sql(copy, *drop, "UPDATE journal SET payload = payload || ' ' WHERE seq = "
+            f"{early if 'early' in tamper else late}")
+    elif tamper == "truncate":
+        sql(copy, *drop, f"DELETE FROM journal WHERE seq > {late}")
+
+    def checked() -> audit.VerifyReport:
+        report = audit.VerifyReport()
+        with store_db.open_readonly(copy) as conn:
+            audit.check_chain(conn, digests, report)
+        return report
+
+    one_pass = checked()
+    monkeypatch.setattr(audit, "PARALLEL_CHAIN_ROWS", 10)
+    halves = checked()
+    assert (halves.rows, halves.head, halves.chain, halves.digests) == (
+        one_pass.rows, one_pass.head, one_pass.chain, one_pass.digests)
+    assert (tamper == "none") == (not one_pass.chain and tamper != "truncate")

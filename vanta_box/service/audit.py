@@ -21,8 +21,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vanta_box.core.errors import InputError
+from vanta_box.service import replay as replay_module
 from vanta_box.service.replay import ReplayReport, replay
 from vanta_box.store import db
 from vanta_box.store.journal import GENESIS, Digest, row_bytes
@@ -90,43 +92,141 @@ def check_schema(conn: db.Connection) -> list[Problem]:
     return problems
 
 
+# A journal this long has its chain checked in two halves at once (a forked process takes
+# the second): each row only needs the stored hash of the row before it.
+PARALLEL_CHAIN_ROWS = 200_000
+
+
+@dataclass
+class _Checked:
+    """One range of the journal, checked."""
+
+    rows: int = 0
+    problem: Problem | None = None
+    head: Digest | None = None
+    verdicts: dict[int, str] = field(default_factory=dict)  # digest seq -> verdict
+
+
 def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport) -> None:
     """Recompute the chain; name the first broken row; check each digest against it."""
-    wanted = {d.seq: d for d in digests}
-    results: dict[int, str] = {}
-    prev = bytes.fromhex(GENESIS)
-    prev_hex = GENESIS
-    expected_seq = 1
+    wanted = {d.seq: d.hash for d in digests}
+    found = conn.execute("SELECT max(seq), count(*) FROM journal").fetchone()
+    top, count = (found[0] or 0, found[1]) if found else (0, 0)
+    parts: list[_Checked]
+    boundary = None
+    if count >= PARALLEL_CHAIN_ROWS and conn.filename and replay_module.CAN_FORK:
+        boundary = conn.execute("SELECT seq, hash FROM journal WHERE seq <= ?"
+                                " ORDER BY seq DESC LIMIT 1", (top // 2,)).fetchone()
+    if boundary is None:
+        parts = [_check_range(conn, None, None, 0, GENESIS, wanted)]
+    else:
+        mid_seq, mid_hash = int(boundary[0]), str(boundary[1])
+        second = _InChild(conn.filename, mid_seq, mid_hash, wanted)
+        first = _check_range(conn, None, mid_seq, 0, GENESIS, wanted)
+        parts = [first, second.result() or _check_range(conn, mid_seq, None, mid_seq,
+                                                         mid_hash, wanted)]
+    verdicts: dict[int, str] = {}
+    for part in parts:
+        if part.problem is not None and not report.chain:
+            report.chain.append(part.problem)
+        report.rows += part.rows
+        if part.head is not None:
+            report.head = part.head
+        verdicts.update(part.verdicts)
+    for d in digests:
+        verdict = verdicts.get(d.seq, f"FAILED: the journal ends at row {report.head.seq}, "
+                                      "before the digest (rows were removed)")
+        report.digests.append((str(d), verdict))
+
+
+def _check_range(conn: db.Connection, after: int | None, upto: int | None,
+                 expected_after: int, prev_hex: str, wanted: dict[int, str]) -> _Checked:
+    """Rows with ``after < seq <= upto`` (None: unbounded); the row before the range has
+    seq ``expected_after`` and hash ``prev_hex``."""
+    out = _Checked()
+    prev = bytes.fromhex(prev_hex)
+    expected_seq = expected_after + 1
     sha = hashlib.sha256
-    for seq, ts, kind, payload, prev_hash, stored in conn.execute(
-            "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal ORDER BY seq"):
-        if not report.chain:
+    sql = "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal"
+    where = []
+    args: list[int] = []
+    if after is not None:
+        where.append("seq > ?")
+        args.append(after)
+    if upto is not None:
+        where.append("seq <= ?")
+        args.append(upto)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    stored = prev_hex
+    seq = expected_after
+    for seq, ts, kind, payload, prev_hash, stored in conn.execute(sql + " ORDER BY seq",
+                                                                  tuple(args)):
+        if out.problem is None:
             if seq != expected_seq:
-                report.chain.append(Problem(
+                out.problem = Problem(
                     f"journal row {expected_seq}",
-                    f"missing: the next row is {seq} (rows were deleted)"))
+                    f"missing: the next row is {seq} (rows were deleted)")
             elif prev_hash != prev_hex:
-                report.chain.append(Problem(
+                out.problem = Problem(
                     f"journal row {seq} ({kind} at {ts})",
                     "prev_hash does not link to the row before (inserted, replaced or "
-                    "re-chained)"))
-            else:
-                computed = sha(prev + row_bytes(seq, ts, kind, payload)).digest()
-                if computed.hex() != stored:
-                    report.chain.append(Problem(
-                        f"journal row {seq} ({kind} at {ts})",
-                        "content does not match its hash (edited after it was written)"))
+                    "re-chained)")
+            elif sha(prev + row_bytes(seq, ts, kind, payload)).hexdigest() != stored:
+                out.problem = Problem(
+                    f"journal row {seq} ({kind} at {ts})",
+                    "content does not match its hash (edited after it was written)")
         if seq in wanted:
-            results[seq] = "ok" if stored == wanted[seq].hash else (
+            out.verdicts[seq] = "ok" if stored == wanted[seq] else (
                 "FAILED: the journal's row at this seq has another hash (history rewritten)")
         prev, prev_hex = bytes.fromhex(stored), stored
         expected_seq = seq + 1
-        report.rows += 1
-        report.head = Digest(seq, stored)
-    for d in digests:
-        verdict = results.get(d.seq, f"FAILED: the journal ends at row {report.head.seq}, "
-                                     "before the digest (rows were removed)")
-        report.digests.append((str(d), verdict))
+        out.rows += 1
+    if out.rows:
+        out.head = Digest(seq, stored)
+    return out
+
+
+class _InChild:
+    """``_check_range`` of the rows after ``after``, in a forked process."""
+
+    def __init__(self, filename: str, after: int, after_hash: str,
+                 wanted: dict[int, str]) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._pipe, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(target=_check_in_child,
+                                        args=(filename, after, after_hash, wanted, theirs),
+                                        name="vanta-verify-chain", daemon=True)
+        self._process.start()
+        theirs.close()
+
+    def result(self) -> _Checked | None:
+        """The checked range, or None if the process failed (the caller checks it)."""
+        import pickle
+
+        try:
+            found: _Checked | None = pickle.loads(self._pipe.recv_bytes())
+        except (EOFError, OSError):
+            found = None
+        self._process.join()
+        self._pipe.close()
+        return found
+
+
+def _check_in_child(filename: str, after: int, after_hash: str, wanted: dict[int, str],
+                    pipe: Any) -> None:
+    import os
+    import pickle
+
+    try:
+        found: _Checked | None = _check_range(db.open_again_readonly(filename), after, None,
+                                              after, after_hash, wanted)
+    except Exception:
+        found = None
+    pipe.send_bytes(pickle.dumps(found))
+    os._exit(0)
 
 
 def verify(path: Path, digests: list[Digest], *, with_replay: bool = True,
