@@ -62,5 +62,17 @@ class Template:
         text: str = self._format % self._get(values)
         return text
 
+    def render_values(self, values: tuple[str, ...]) -> str:
+        """The same text from the values alone, in ``keys`` order (the hottest events: no
+        dict is built; callers pin the order with ``expect_keys``)."""
+        text: str = self._format % values
+        return text
+
+    def expect_keys(self, *keys: str) -> Template:
+        """Fail at import if the sorted keys are not ``keys`` (guards ``render_values``)."""
+        if self.keys != keys:
+            raise AssertionError(f"template keys {self.keys} are not {keys}")
+        return self
+
     def fits(self, values: dict[str, Any]) -> bool:
         return len(values) == len(self.keys)

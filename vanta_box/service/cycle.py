@@ -148,7 +148,10 @@ def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
 
 TOLERANCE_SKIPS = frozenset({"below_min_notional", "within_drift_band"})
 ORDER_EVENT = Template("order_id", "client_order_id", "cycle_id", "parent_id", "vault_id",
-                       "account_id", "symbol", "side", "qty", "mark", "held", "target", "status")
+                       "account_id", "symbol", "side", "qty", "mark", "held", "target",
+                       "status").expect_keys(
+    "account_id", "client_order_id", "cycle_id", "held", "mark", "order_id", "parent_id",
+    "qty", "side", "status", "symbol", "target", "vault_id")
 
 
 @dataclass
@@ -344,27 +347,33 @@ def _record_orders(
                                     "account_id": acct.account_id, "symbol": None,
                                     "reason": "within_tolerance", "symbols": tolerated})
         kind = "order" if acct.role == "manager" else "child_order"
-        shadow = acct.mode == "shadow"
+        # A shadow child order waits like any other and is booked by the shadow venue at
+        # execution (or cancelled with the others): nothing is ever sent anywhere.
+        status = "shadow" if acct.mode == "shadow" else "staged"
+        account_id = acct.account_id
         for plan in item.plans:
-            oid = ids.order_id(cid, acct.account_id, plan.symbol)
-            coid = ids.client_order_id(cid, acct.account_id, plan.symbol)
-            payload = {
-                "order_id": oid, "client_order_id": coid, "cycle_id": cid,
-                "parent_id": ids.intent_id(cid, plan.symbol), "vault_id": vault.vault_id,
-                "account_id": acct.account_id, "symbol": plan.symbol, "side": plan.side,
-                "qty": fmt(plan.qty), "mark": mark_texts[plan.symbol], "held": fmt(plan.held),
-                "target": fmt(plan.target), "status": "shadow" if shadow else "staged"}
-            if plan.capped_from is not None:
-                payload["capped_from"] = fmt(plan.capped_from)
-            eng.record(at, kind, payload, ORDER_EVENT)
+            symbol = plan.symbol
+            oid = ids.order_id(cid, account_id, symbol)
+            coid = ids.client_order_id(cid, account_id, symbol)
+            parent = ids.intent_id(cid, symbol)
+            if plan.capped_from is None:
+                eng.record_rendered(at, kind, ORDER_EVENT.render_values((
+                    account_id, coid, cid, fmt(plan.held), mark_texts[symbol], oid, parent,
+                    fmt(plan.qty), plan.side, status, symbol, fmt(plan.target),
+                    vault.vault_id)))
+            else:
+                eng.record(at, kind, {
+                    "order_id": oid, "client_order_id": coid, "cycle_id": cid,
+                    "parent_id": parent, "vault_id": vault.vault_id, "account_id": account_id,
+                    "symbol": symbol, "side": plan.side, "qty": fmt(plan.qty),
+                    "mark": mark_texts[symbol], "held": fmt(plan.held),
+                    "target": fmt(plan.target), "status": status,
+                    "capped_from": fmt(plan.capped_from)})
             if kind == "order":
                 report.orders += 1
             else:
                 report.child_orders += 1
-            # A shadow child order waits like any other and is booked by the shadow venue
-            # at execution (or cancelled with the others): nothing is ever sent anywhere.
-            order = repo.OrderRow(oid, coid, cid, acct.account_id,
-                                  ids.intent_id(cid, plan.symbol), kind, plan.symbol,
+            order = repo.OrderRow(oid, coid, cid, account_id, parent, kind, symbol,
                                   plan.side, plan.qty, "staged", ZERO, None)
             waiting.append(order)
             if stage_only:

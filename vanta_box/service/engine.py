@@ -128,6 +128,12 @@ class Engine:
             raise
         self.conn.execute(commit)
 
+    def record_rendered(self, ts: int, kind: str, payload_json: str) -> int:
+        """Journal a decision event whose canonical payload text is already rendered."""
+        if ts != self._ts_key:
+            self._ts_key, self._ts_text = ts, fmt_ts(ts)
+        return self.journal.append_raw(self._ts_text, kind, payload_json)
+
     def record(self, ts: int, kind: str, payload: dict[str, Any],
                template: Template | None = None) -> int:
         """Journal a decision event at ``ts``. A template renders the canonical payload

@@ -26,7 +26,9 @@ from vanta_box.store import repo
 BATCH_ORDERS = 20000
 FILL_EVENT = Template("fill_id", "order_id", "client_order_id", "account_id", "symbol", "side",
                       "qty", "price", "commission", "requested_qty", "realized_pnl", "venue",
-                      "mark")
+                      "mark").expect_keys(
+    "account_id", "client_order_id", "commission", "fill_id", "mark", "order_id", "price",
+    "qty", "realized_pnl", "requested_qty", "side", "symbol", "venue")
 # Venues that answer a market order at once: their orders need no separate `submitted`
 # event (the fill or reject says which venue answered, at which mark).
 INSTANT_VENUES = frozenset({"paper", "shadow"})
@@ -188,15 +190,26 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                     report.rejects += 1
                     continue
                 realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
-                payload = fill_payload(o.order_id, o.client_order_id, account_id, o.symbol,
-                                       o.side, ex, realized, requested=qty_text,
-                                       venue=broker.kind, mark=mark_text, shadow=shadow)
-                seq = eng.record(at, "fill", payload, FILL_EVENT)
+                if ex.note or shadow:  # keys beyond the template's
+                    payload = fill_payload(o.order_id, o.client_order_id, account_id,
+                                           o.symbol, o.side, ex, realized, requested=qty_text,
+                                           venue=broker.kind, mark=mark_text, shadow=shadow)
+                    filled, price, commission, realized_text = (
+                        payload["qty"], payload["price"], payload["commission"],
+                        payload["realized_pnl"])
+                    seq = eng.record(at, "fill", payload)
+                else:  # the same payload as fill_payload's, rendered without a dict
+                    filled = qty_text if ex.qty == ex.requested_qty else fmt(ex.qty)
+                    price, commission = fmt(ex.price), fmt(ex.commission)
+                    realized_text = fmt(realized) if realized else "0"
+                    seq = eng.record_rendered(at, "fill", FILL_EVENT.render_values((
+                        account_id, o.client_order_id, commission, o.order_id, mark_text,
+                        o.order_id, price, filled, realized_text, qty_text, o.side, o.symbol,
+                        broker.kind)))
                 fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side,
-                              payload["qty"], payload["price"], payload["commission"],
-                              payload["realized_pnl"], at, seq, int(shadow)))
+                              filled, price, commission, realized_text, at, seq, int(shadow)))
                 done.append(settled(o, qty_text, "shadow" if shadow else "filled",
-                                    payload["qty"], ex.note))
+                                    filled, ex.note))
                 report.fills += 1
         repo.settle_orders(eng.conn, done)
         repo.insert_fills(eng.conn, fills)
