@@ -191,3 +191,17 @@ def test_without_fork_replay_does_the_same_work_in_one_process(
     monkeypatch.setattr(replay_module, "CAN_FORK", False)
     _replay(busy_home, tmp_path / "out.db", write_behind=True)
     _same_files(tmp_path / "out.db", busy_home)
+
+
+def test_the_chain_check_runs_in_its_own_process(busy_home: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from vanta_box.service import audit
+    from vanta_box.service.replay import ChainCheck
+
+    monkeypatch.setattr(audit, "PARALLEL_CHAIN_ROWS", 10)  # as for a long journal
+    with db.open_readonly(busy_home) as conn:
+        job = ChainCheck(conn.filename)
+        try:
+            assert job.result() is True  # not None: the process did the work
+        finally:
+            job.abandon()

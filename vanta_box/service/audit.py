@@ -107,14 +107,16 @@ class _Checked:
     verdicts: dict[int, str] = field(default_factory=dict)  # digest seq -> verdict
 
 
-def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport) -> None:
-    """Recompute the chain; name the first broken row; check each digest against it."""
+def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport, *,
+                parallel: bool = True) -> None:
+    """Recompute the chain; name the first broken row; check each digest against it.
+    ``parallel``: a long chain in two halves at once (not from a daemonic process)."""
     wanted = {d.seq: d.hash for d in digests}
     found = conn.execute("SELECT max(seq), count(*) FROM journal").fetchone()
     top, count = (found[0] or 0, found[1]) if found else (0, 0)
     parts: list[_Checked]
     boundary = None
-    if count >= PARALLEL_CHAIN_ROWS and conn.filename and replay_module.CAN_FORK:
+    if parallel and count >= PARALLEL_CHAIN_ROWS and conn.filename and replay_module.CAN_FORK:
         boundary = conn.execute("SELECT seq, hash FROM journal WHERE seq <= ?"
                                 " ORDER BY seq DESC LIMIT 1", (top // 2,)).fetchone()
     if boundary is None:

@@ -315,11 +315,11 @@ def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
     return source_rows
 
 
-def _chain_intact(conn: db.Connection) -> bool:
+def _chain_intact(conn: db.Connection, *, parallel: bool = True) -> bool:
     from vanta_box.service.audit import VerifyReport, check_chain
 
     found = VerifyReport()
-    check_chain(conn, [], found)
+    check_chain(conn, [], found, parallel=parallel)
     return not found.chain
 
 
@@ -357,7 +357,9 @@ class ChainCheck:
 
 def _check_chain(filename: str, pipe: Any) -> None:
     try:
-        intact: bool | None = _chain_intact(db.open_again_readonly(filename))
+        # in one pass: this process is a daemon (no children) and the other core is
+        # replay's own
+        intact: bool | None = _chain_intact(db.open_again_readonly(filename), parallel=False)
     except Exception:
         intact = None
     pipe.send_bytes(pickle.dumps(intact))
