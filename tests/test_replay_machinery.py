@@ -193,15 +193,19 @@ def test_without_fork_replay_does_the_same_work_in_one_process(
     _same_files(tmp_path / "out.db", busy_home)
 
 
-def test_the_chain_check_runs_in_its_own_process(busy_home: Path,
+def test_the_source_job_reads_ahead_and_checks_the_chain_in_its_own_process(busy_home: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from vanta_box.service import audit
-    from vanta_box.service.replay import ChainCheck
+    from vanta_box.service.replay import SourceJob, _answers, _spans, load_handlers
 
+    load_handlers()
     monkeypatch.setattr(audit, "PARALLEL_CHAIN_ROWS", 10)  # as for a long journal
     with db.open_readonly(busy_home) as conn:
-        job = ChainCheck(conn.filename)
+        job = SourceJob(conn.filename, True)
         try:
-            assert job.result() is True  # not None: the process did the work
+            for _command, span in _spans(conn):  # the answers arrive in order, as parsed here
+                assert job.next_answers() == _answers(span)
+            assert job.next_answers() is None
+            assert job.chain_intact() is True  # not None: the process did the work
         finally:
             job.abandon()

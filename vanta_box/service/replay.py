@@ -64,9 +64,12 @@ class ReplayBroker:
         answer = self.venues.answers.pop(request.client_order_id, None)
         if answer is None:
             raise ReplayInterrupted(request.client_order_id)
+        if isinstance(answer, Execution):
+            return answer
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        qty, price, commission, requested = answer  # a plain fill (may raise if tampered)
+        return Execution(Decimal(qty), Decimal(price), Decimal(commission), Decimal(requested))
 
     def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
         return None
@@ -74,7 +77,7 @@ class ReplayBroker:
 
 class ReplayVenues:
     def __init__(self) -> None:
-        self.answers: dict[str, Execution | Exception] = {}
+        self.answers: dict[str, Answer] = {}
 
     def broker_for(self, account: AccountRow, vault: Vault) -> ReplayBroker:
         from vanta_box.service.venues import LiveVenues
@@ -149,20 +152,21 @@ _QTY, _PRICE, _COMMISSION, _REQUESTED, _COID = (
     _GROUP["client_order_id"])
 
 
-def _answers(span: list[Row]) -> dict[str, Execution | Exception]:
-    """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span. An
-    answer that cannot be read (a tampered file) fails the command that asks for it."""
-    out: dict[str, Execution | Exception] = {}
+# A venue's answer as replay holds it: a plain fill as its four decimal texts (qty, price,
+# commission, requested qty), made into an Execution only when the order asks for it; any
+# other answer already made; an unreadable one as the error it raises then.
+Answer = tuple[str, str, str, str] | Execution | Exception
+
+
+def _answers(span: list[Row]) -> dict[str, Answer]:
+    """The venues' answers (``fill`` / ``reject`` events naming a venue) in the span."""
+    out: dict[str, Answer] = {}
     match = _PLAIN_FILL.fullmatch
     for _seq, _ts, kind, payload_json, _prev, _hash in span:
         plain = match(payload_json) if kind == "fill" else None
         if plain is not None:
             g = plain.groups()
-            try:
-                out[g[_COID]] = Execution(Decimal(g[_QTY]), Decimal(g[_PRICE]),
-                                          Decimal(g[_COMMISSION]), Decimal(g[_REQUESTED]))
-            except ArithmeticError as exc:
-                out[g[_COID]] = exc
+            out[g[_COID]] = (g[_QTY], g[_PRICE], g[_COMMISSION], g[_REQUESTED])
         elif kind in ("fill", "reject") and '"venue":' in payload_json:
             payload = json.loads(payload_json)
             if isinstance(payload, dict) and "venue" in payload:
@@ -220,8 +224,7 @@ def replay(source: db.Connection, out_path: Path,
 def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
             write_behind: bool, trust: bool, check_chain: bool) -> ReplayReport:
     tables = projection_tables(source)
-    chain_job = (ChainCheck(source.filename) if check_chain and source.filename and CAN_FORK
-                 else None)
+    job = SourceJob(source.filename, check_chain) if source.filename and CAN_FORK else None
     out: db.Connection
     if write_behind:
         out = writebehind.open_write_behind(out_path, source.filename or None)
@@ -233,14 +236,14 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
     report = ReplayReport()
     try:
         with gctune.paused():  # for the reading of the original too (core/gctune.py)
-            source_rows = _run_commands(source, out, trust, report, progress)
+            source_rows = _run_commands(source, out, trust, report, progress, job)
         if isinstance(out, writebehind.WriteBehindConnection):
             out.finish()
         report.events = journal_head(out).seq
         report.journal_length = (_count(source) if source_rows == 0 else source_rows,
                                  report.events)
         if check_chain:
-            intact = chain_job.result() if chain_job is not None else None
+            intact = job.chain_intact() if job is not None else None
             report.chain_intact = intact if intact is not None else _chain_intact(source)
         same = (identical_tables(out, rebuilt, db.readonly_uri(source.filename), tables)
                 if source.filename else set())
@@ -251,8 +254,8 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
         if isinstance(out, writebehind.WriteBehindConnection):
             out.abandon()
         out.close()
-        if chain_job is not None:
-            chain_job.abandon()
+        if job is not None:
+            job.abandon()
     return report
 
 
@@ -284,15 +287,18 @@ def identical_tables(conn: db.Connection, schema: str, original_uri: str,
 
 
 def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
-                  report: ReplayReport, progress: Callable[[str], None]) -> int:
-    """Every command of ``source`` run into ``out``; returns how many rows were read."""
+                  report: ReplayReport, progress: Callable[[str], None],
+                  job: SourceJob | None) -> int:
+    """Every command of ``source`` run into ``out``; returns how many rows were read.
+    The venues' answers of each command come from ``job`` when it has them."""
     venues = ReplayVenues()
     eng = Engine(out, venues)
     written: list[JournalRow] = []
     eng.journal.sink = written
     source_rows = 0
     for n, (command_row, span) in enumerate(_spans(source), start=1):
-        venues.answers = _answers(span)
+        answers = job.next_answers() if job is not None else None
+        venues.answers = answers if answers is not None else _answers(span)
         seq, ts, kind, payload, _prev, _hash = command_row
         original = [command_row, *span]
         eng.journal.expect(original, trust=trust)
@@ -328,25 +334,45 @@ def _chain_intact(conn: db.Connection, *, parallel: bool = True) -> bool:
 CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
-class ChainCheck:
-    """The original file's hash chain, checked by a forked process while replay runs."""
+class SourceJob:
+    """Work on the original file done by a forked process while replay runs: it reads the
+    journal ahead of replay and hands over each command's venue answers, parsed; then it
+    checks the hash chain (when asked). If it fails, replay does that work itself."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, check_chain: bool) -> None:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe(duplex=False)
-        self._process = context.Process(target=_check_chain, args=(filename, theirs),
-                                        name="vanta-replay-chain", daemon=True)
+        self._process = context.Process(target=_source_job,
+                                        args=(filename, check_chain, theirs),
+                                        name="vanta-replay-source", daemon=True)
         self._process.start()
         theirs.close()
+        self._spans_done = False
 
-    def result(self) -> bool | None:
+    def next_answers(self) -> dict[str, Answer] | None:
+        """The answers of the next command span, in journal order (None: do it yourself)."""
+        if self._spans_done:
+            return None
+        data = self._receive()
+        if data is None or data == _SPANS_DONE:
+            self._spans_done = True
+            return None
+        answers: dict[str, Answer] = pickle.loads(data)
+        return answers
+
+    def chain_intact(self) -> bool | None:
         """Intact or not; None if the process could not tell (replay then checks)."""
-        try:
-            intact: bool | None = pickle.loads(self._pipe.recv_bytes())
-        except (EOFError, OSError):
-            intact = None
-        self._process.join()
+        while not self._spans_done:  # answers replay did not ask for (it stopped early)
+            self.next_answers()
+        data = self._receive()
+        intact: bool | None = pickle.loads(data) if data is not None else None
         return intact
+
+    def _receive(self) -> bytes | None:
+        try:
+            return self._pipe.recv_bytes()
+        except (EOFError, OSError):
+            return None
 
     def abandon(self) -> None:
         if self._process.is_alive():
@@ -355,14 +381,20 @@ class ChainCheck:
         self._pipe.close()
 
 
-def _check_chain(filename: str, pipe: Any) -> None:
+_SPANS_DONE = b"SPANS DONE"
+
+
+def _source_job(filename: str, check_chain: bool, pipe: Any) -> None:
     try:
-        # in one pass: this process is a daemon (no children) and the other core is
-        # replay's own
-        intact: bool | None = _chain_intact(db.open_again_readonly(filename), parallel=False)
-    except Exception:
-        intact = None
-    pipe.send_bytes(pickle.dumps(intact))
+        conn = db.open_again_readonly(filename)
+        for _command, span in _spans(conn):
+            pipe.send_bytes(pickle.dumps(_answers(span), protocol=pickle.HIGHEST_PROTOCOL))
+        pipe.send_bytes(_SPANS_DONE)
+        # in one pass: this process is a daemon (no children), the other core is replay's
+        intact = _chain_intact(conn, parallel=False) if check_chain else None
+        pipe.send_bytes(pickle.dumps(intact))
+    except Exception:  # the parent sees the pipe close and does the rest itself
+        pass
     os._exit(0)
 
 
