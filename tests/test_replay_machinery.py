@@ -209,3 +209,110 @@ def test_the_source_job_reads_ahead_and_checks_the_chain_in_its_own_process(busy
             assert job.chain_intact() is True  # not None: the process did the work
         finally:
             job.abandon()
+
+
+def _tampered(source: Path, target: Path, *statements: str) -> Path:
+    shutil.copy(source, target)
+    edit = apsw.Connection(str(target))
+    for (name,) in edit.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                                " AND tbl_name = 'journal'").fetchall():
+        edit.execute(f"DROP TRIGGER {name}")
+    for statement in statements:
+        edit.execute(statement)
+    edit.close()
+    return target
+
+
+def _fill_seq(path: Path) -> int:
+    conn = apsw.Connection(str(path))
+    try:
+        (seq,) = conn.execute("SELECT seq FROM journal WHERE kind = 'fill' ORDER BY seq"
+                              " LIMIT 1 OFFSET 5").fetchone()
+        return int(seq)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE journal SET payload = '{\"venue\":' WHERE seq = {seq}",  # not JSON
+    "UPDATE journal SET payload = replace(payload, '\"qty\":\"', '\"qty\":[1],\"x\":\"')"
+    " WHERE seq = {seq}",  # a decimal that is a list
+    "UPDATE journal SET hash = 'zz' || substr(hash, 3) WHERE seq = {seq}",  # not hex
+])
+def test_a_tampered_answer_or_hash_is_reported_never_a_crash(busy_home: Path, tmp_path: Path,
+                                                            edit: str) -> None:
+    seq = _fill_seq(busy_home)
+    path = _tampered(busy_home, tmp_path / "t.db", edit.replace("{seq}", str(seq)))
+    for write_behind in (True, False):
+        out = tmp_path / f"out-{write_behind}.db"
+        with db.open_readonly(path) as conn:
+            report = replay(conn, out, lambda _m: None, write_behind=write_behind)
+        assert not report.identical
+        assert report.journal_divergence is not None and report.journal_divergence.seq <= seq
+    result = run_vanta("audit", "verify", "--db", str(path))
+    assert result.code == 1 and f"journal row {seq}" in result.out, result.out + result.err
+
+
+def test_an_original_in_another_text_encoding_replays(busy_home: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "utf16.db"
+    with sqlite3.connect(busy_home) as source, sqlite3.connect(path) as target:
+        target.execute("PRAGMA encoding = 'UTF-16le'")
+        target.executescript("\n".join(source.iterdump()))
+    for write_behind in (True, False):
+        _, said = _replay(path, tmp_path / f"out-{write_behind}.db", write_behind=write_behind)
+        assert not any("again" in line for line in said), said
+
+
+def test_rows_that_cannot_be_handed_to_the_writer_make_it_fall_back(
+        busy_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    real_dump = writebehind._dump
+    calls = {"n": 0}
+
+    def failing_dump(value: object, out: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+        real_dump(value, out)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writebehind, "_dump", failing_dump)
+    _, said = _replay(busy_home, tmp_path / "out.db", write_behind=True)
+    assert any("could not hand rows to the writer" in line for line in said), said
+    _same_files(tmp_path / "out.db", busy_home)
+
+
+def test_a_fallback_while_hashing_again_still_ends_in_a_report(
+        busy_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seq = _fill_seq(busy_home)
+    path = _tampered(busy_home, tmp_path / "t.db",
+                     f"UPDATE journal SET payload = payload || ' ' WHERE seq = {seq}")
+    real = writebehind.open_write_behind
+    attempts = {"n": 0}
+
+    def second_fails(*args: object) -> writebehind.WriteBehindConnection:
+        attempts["n"] += 1
+        if attempts["n"] == 2:  # the attempt that hashes every row
+            raise writebehind.Fallback("simulated")
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writebehind, "open_write_behind", second_fails)
+    said: list[str] = []
+    with db.open_readonly(path) as conn:
+        report = replay(conn, tmp_path / "out.db", said.append)
+    assert not report.identical and report.chain_intact is False
+    assert any("hashing every row" in s for s in said)
+    assert any("in one process (simulated)" in s for s in said)
+
+
+def test_the_writer_ends_when_replay_goes_away(tmp_path: Path) -> None:
+    conn = writebehind.open_write_behind(tmp_path / "out.db")
+    process = conn._process
+    conn._pipe.close()  # what the writer sees when the replaying process dies
+    process.join(timeout=20)
+    assert not process.is_alive()
+    assert not Path(conn._spool).exists()
+    conn.abandon()
+    conn.close()

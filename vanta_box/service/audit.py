@@ -124,9 +124,12 @@ def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport
     else:
         mid_seq, mid_hash = int(boundary[0]), str(boundary[1])
         second = _InChild(conn.filename, mid_seq, mid_hash, wanted)
-        first = _check_range(conn, None, mid_seq, 0, GENESIS, wanted)
-        parts = [first, second.result() or _check_range(conn, mid_seq, None, mid_seq,
-                                                         mid_hash, wanted)]
+        try:
+            first = _check_range(conn, None, mid_seq, 0, GENESIS, wanted)
+        finally:
+            found_second = second.result()
+        parts = [first, found_second or _check_range(conn, mid_seq, None, mid_seq,
+                                                     mid_hash, wanted)]
     verdicts: dict[int, str] = {}
     for part in parts:
         if part.problem is not None and not report.chain:
@@ -181,7 +184,11 @@ def _check_range(conn: db.Connection, after: int | None, upto: int | None,
         if seq in wanted:
             out.verdicts[seq] = "ok" if stored == wanted[seq] else (
                 "FAILED: the journal's row at this seq has another hash (history rewritten)")
-        prev, prev_hex = bytes.fromhex(stored), stored
+        try:
+            prev = bytes.fromhex(stored)
+        except (TypeError, ValueError):  # not hex: this row was already named above
+            prev = b""
+        prev_hex = stored
         expected_seq = seq + 1
         out.rows += 1
     if out.rows:
@@ -199,7 +206,8 @@ class _InChild:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe(duplex=False)
         self._process = context.Process(target=_check_in_child,
-                                        args=(filename, after, after_hash, wanted, theirs),
+                                        args=(filename, after, after_hash, wanted, theirs,
+                                              self._pipe),
                                         name="vanta-verify-chain", daemon=True)
         self._process.start()
         theirs.close()
@@ -218,10 +226,11 @@ class _InChild:
 
 
 def _check_in_child(filename: str, after: int, after_hash: str, wanted: dict[int, str],
-                    pipe: Any) -> None:
+                    pipe: Any, parents: Any) -> None:
     import os
     import pickle
 
+    parents.close()  # only the parent reads: if it goes away, sending fails and this ends
     try:
         found: _Checked | None = _check_range(db.open_again_readonly(filename), after, None,
                                               after, after_hash, wanted)

@@ -168,12 +168,15 @@ def _answers(span: list[Row]) -> dict[str, Answer]:
             g = plain.groups()
             out[g[_COID]] = (g[_QTY], g[_PRICE], g[_COMMISSION], g[_REQUESTED])
         elif kind in ("fill", "reject") and '"venue":' in payload_json:
-            payload = json.loads(payload_json)
+            try:
+                payload = json.loads(payload_json)
+            except ValueError:  # not JSON: no answer (the order's command stops there)
+                continue
             if isinstance(payload, dict) and "venue" in payload:
                 coid = str(payload.get("client_order_id"))
                 try:
                     out[coid] = execution_from_payload(kind, payload)
-                except (ArithmeticError, KeyError, TypeError) as exc:
+                except (ArithmeticError, KeyError, TypeError, ValueError) as exc:
                     out[coid] = exc
     return out
 
@@ -194,47 +197,40 @@ def replay(source: db.Connection, out_path: Path,
     load_handlers()
     if out_path.exists():
         raise FileExistsError(out_path)
-
-    def remove_output() -> None:
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(out_path) + suffix).unlink(missing_ok=True)
-
-    trust = chain_intact is not False
     write_behind = write_behind and CAN_FORK
-    if write_behind:
+    trust = chain_intact is not False
+    while True:  # at most three attempts: each retry gives up one shortcut
         try:
-            report = _replay(source, out_path, progress, True, trust, chain_intact is None)
+            report = _replay(source, out_path, progress, write_behind, trust,
+                             check_chain=trust and chain_intact is None)
         except writebehind.Fallback as exc:
             progress(f"replaying again in one process ({exc})")
-            remove_output()
+            write_behind = False
         else:
-            if report.chain_intact is not False:
+            if not (trust and report.chain_intact is False):
                 return report
             progress("replaying again, hashing every row: the file's hash chain is broken")
-            remove_output()
-            return _replay(source, out_path, progress, True, False, False)
-    report = _replay(source, out_path, progress, False, trust, chain_intact is None)
-    if report.chain_intact is False and trust:
-        progress("replaying again, hashing every row: the file's hash chain is broken")
-        remove_output()
-        report = _replay(source, out_path, progress, False, False, False)
-    return report
+            trust = False
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(out_path) + suffix).unlink(missing_ok=True)
 
 
 def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
             write_behind: bool, trust: bool, check_chain: bool) -> ReplayReport:
     tables = projection_tables(source)
-    job = SourceJob(source.filename, check_chain) if source.filename and CAN_FORK else None
-    out: db.Connection
-    if write_behind:
-        out = writebehind.open_write_behind(out_path, source.filename or None)
-        rebuilt = "w"
-    else:
-        out = db.connect_scratch(out_path)
-        db.migrate(out)
-        rebuilt = "main"
     report = ReplayReport()
+    if not trust:
+        report.chain_intact = False  # replay hashes every row because the chain is broken
+    job = SourceJob(source.filename, check_chain) if source.filename and CAN_FORK else None
+    out: db.Connection | None = None
     try:
+        if write_behind:
+            out = writebehind.open_write_behind(out_path, source.filename or None)
+            rebuilt = "w"
+        else:
+            out = db.connect_scratch(out_path)
+            db.migrate(out)
+            rebuilt = "main"
         with gctune.paused():  # for the reading of the original too (core/gctune.py)
             source_rows = _run_commands(source, out, trust, report, progress, job)
         if isinstance(out, writebehind.WriteBehindConnection):
@@ -253,7 +249,8 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
     finally:
         if isinstance(out, writebehind.WriteBehindConnection):
             out.abandon()
-        out.close()
+        if out is not None:
+            out.close()
         if job is not None:
             job.abandon()
     return report
@@ -265,7 +262,10 @@ def identical_tables(conn: db.Connection, schema: str, original_uri: str,
     by SQLite in C: the same columns, the same number of rows and no row of one missing
     from the other (every table has a primary key, so rows are distinct; STRICT typed
     columns, binary collation)."""
-    conn.execute("ATTACH DATABASE ? AS original", (original_uri,))
+    try:
+        conn.execute("ATTACH DATABASE ? AS original", (original_uri,))
+    except db.SQLError:  # e.g. another text encoding: compared row by row instead
+        return set()
     try:
         same = set()
         for table in tables:
@@ -343,7 +343,7 @@ class SourceJob:
         context = multiprocessing.get_context("fork")
         self._pipe, theirs = context.Pipe(duplex=False)
         self._process = context.Process(target=_source_job,
-                                        args=(filename, check_chain, theirs),
+                                        args=(filename, check_chain, theirs, self._pipe),
                                         name="vanta-replay-source", daemon=True)
         self._process.start()
         theirs.close()
@@ -384,7 +384,8 @@ class SourceJob:
 _SPANS_DONE = b"SPANS DONE"
 
 
-def _source_job(filename: str, check_chain: bool, pipe: Any) -> None:
+def _source_job(filename: str, check_chain: bool, pipe: Any, parents: Any) -> None:
+    parents.close()  # only the parent reads: if it goes away, sending fails and this ends
     try:
         conn = db.open_again_readonly(filename)
         for _command, span in _spans(conn):

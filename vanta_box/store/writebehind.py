@@ -34,9 +34,14 @@ import apsw
 from vanta_box.store import db
 
 DIVERTED = ("journal", "orders", "fills")
-_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\b", re.IGNORECASE)
+# What is diverted: one INSERT ... VALUES (...) statement into one of those tables (the
+# store's own, with or without ON CONFLICT). Any other statement naming them runs here,
+# after the writer has caught up (and never after this transaction's own diverted rows).
+_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(?:journal|orders|fills)\s*\([^()]*\)\s*VALUES\s*\(",
+                     re.IGNORECASE)
 _NAMES = re.compile(r"\b(?:journal|orders|fills)\b", re.IGNORECASE)
-_SYNC, _CLOSE, _OK = b"SYNC", b"CLOSE", b"OK"
+_SELECT = re.compile(r"\bSELECT\b", re.IGNORECASE)
+_SYNC, _CLOSE, _OK, _NO_COPY = b"SYNC", b"CLOSE", b"OK", b"OK NO COPY"
 _COPY_JOURNAL = ("INSERT INTO main.journal (seq, ts, kind, payload, prev_hash, hash)"
                  " SELECT seq, ts, kind, payload, prev_hash, hash FROM original.journal"
                  " WHERE seq BETWEEN ? AND ? ORDER BY seq")
@@ -50,16 +55,20 @@ class Fallback(BaseException):
     tampered input may make a handler fail) let it through."""
 
 
+def _diverted(sql: str) -> bool:
+    return bool(_INSERT.match(sql)) and ";" not in sql and not _SELECT.search(sql)
+
+
 class WriteBehindConnection(apsw.Connection):
     """See the module docstring. Created by ``open_write_behind``."""
 
     _active = False
 
-    def setup(self, pipe: Pipe, process: Any, has_original: bool) -> None:
+    def setup(self, pipe: Pipe, process: Any, spool: str, has_original: bool) -> None:
         self._has_original = has_original
         self._pipe = pipe
         self._process = process
-        self._spool = tempfile.mkdtemp(prefix="vanta-replay-spool-")
+        self._spool = spool
         self._spooled = 0
         self._levels: list[list[tuple[str, list[Any]]]] = []
         self._active = True
@@ -72,19 +81,21 @@ class WriteBehindConnection(apsw.Connection):
             if control is not None:
                 return control(self)
             if _NAMES.search(statements):
-                if _INSERT.match(statements):
+                if _diverted(statements):
                     self._divert(statements, [bindings])
                     return None
                 self._before_read()
         return super().execute(statements, bindings, **kwargs)
 
     def executemany(self, statements: str, sequenceofbindings: Any, **kwargs: Any) -> Any:
-        if self._active and _INSERT.match(statements):
-            # The store hands over lists it never touches again: kept as they are.
-            rows = (sequenceofbindings if type(sequenceofbindings) is list
-                    else list(sequenceofbindings))
-            self._divert(statements, rows)
-            return None
+        if self._active and _NAMES.search(statements):
+            if _diverted(statements):
+                # The store hands over lists it never touches again: kept as they are.
+                rows = (sequenceofbindings if type(sequenceofbindings) is list
+                        else list(sequenceofbindings))
+                self._divert(statements, rows)
+                return None
+            self._before_read()
         return super().executemany(statements, sequenceofbindings, **kwargs)
 
     # -- transactions ---------------------------------------------------------------------
@@ -140,33 +151,47 @@ class WriteBehindConnection(apsw.Connection):
 
     def _send(self, batch: list[tuple[str, list[Any]]]) -> None:
         """Hand a committed batch to the writer: through a spool file, so that the parent
-        never waits for the writer to drain a pipe (only its name goes through the pipe)."""
-        if batch:
-            self._spooled += 1
-            path = os.path.join(self._spool, str(self._spooled))
+        never waits for the writer to drain a pipe (only its name goes through the pipe).
+        A batch that cannot be handed over would be lost: the whole replay falls back."""
+        if not batch:
+            return
+        self._spooled += 1
+        path = os.path.join(self._spool, str(self._spooled))
+        try:
             with open(path, "wb") as f:
                 _dump(batch, f)
             self._pipe.send_bytes(os.fsencode(path))
+        except (OSError, ValueError, pickle.PicklingError) as exc:
+            raise self._broken(f"could not hand rows to the writer: {exc}") from exc
+
+    def _broken(self, why: str) -> Fallback:
+        self._active = False
+        return Fallback(why)
+
+    def _ask(self, message: bytes) -> bytes:
+        try:
+            self._pipe.send_bytes(message)
+            return self._pipe.recv_bytes()
+        except (OSError, EOFError) as exc:
+            raise self._broken(f"the writer is gone ({type(exc).__name__})") from exc
 
     def _before_read(self) -> None:
         if any(self._levels):
-            raise Fallback("a transaction reads rows it has not committed yet")
+            raise self._broken("a transaction reads rows it has not committed yet")
         self.sync()
 
     def sync(self) -> None:
         """Wait until the writer has committed everything handed to it."""
-        self._pipe.send_bytes(_SYNC)
-        answer = self._pipe.recv_bytes()
+        answer = self._ask(_SYNC)
         if answer != _OK:
-            raise Fallback(answer.decode(errors="replace"))
+            raise self._broken(answer.decode(errors="replace"))
 
     def finish(self) -> None:
         """Close the writer, then copy every other table into the attached file."""
-        self._pipe.send_bytes(_CLOSE)
-        answer = self._pipe.recv_bytes()
+        answer = self._ask(_CLOSE)
         self._process.join()
-        shutil.rmtree(self._spool, ignore_errors=True)
         self._active = False
+        shutil.rmtree(self._spool, ignore_errors=True)
         if answer != _OK:
             raise Fallback(answer.decode(errors="replace"))
         tables = [name for (name,) in super().execute(
@@ -178,12 +203,18 @@ class WriteBehindConnection(apsw.Connection):
             super().execute(f'INSERT INTO w."{name}" SELECT * FROM main."{name}"')
         super().execute("COMMIT")
         super().execute("PRAGMA foreign_keys = ON")
+        # The writer inserted orders and fills before their parent rows were in the file
+        # (foreign keys off there): check them now, as a plain replay would have.
+        for table in ("orders", "fills"):
+            if super().execute(f"PRAGMA w.foreign_key_check({table})").fetchone():
+                raise Fallback(f"{table} rows without their parent rows")
 
     def abandon(self) -> None:
         self._active = False
         if self._process.is_alive():
             self._process.kill()
-            self._process.join()
+        self._process.join()
+        self._pipe.close()
         shutil.rmtree(self._spool, ignore_errors=True)
 
 
@@ -208,18 +239,29 @@ _CONTROL = {
 def open_write_behind(path: Path, original: str | None = None) -> WriteBehindConnection:
     """Create ``path`` (migrated), start its writer and return the handlers' connection.
     With ``original`` (the file being replayed), journal rows equal to the original's are
-    copied by the writer from that file (``copy_original_journal``) instead of being sent."""
+    copied by the writer from that file (``copy_original_journal``) instead of being sent.
+    Raises Fallback if the writer cannot start."""
     setup = db.connect_scratch(path)
     try:
         db.migrate(setup)
     finally:
         setup.close()
+    spool = tempfile.mkdtemp(prefix="vanta-replay-spool-")
     ours, theirs = multiprocessing.Pipe(duplex=True)
     process = multiprocessing.get_context("fork").Process(
-        target=_writer, args=(str(path), original, theirs), name="vanta-replay-writer", daemon=True)
+        target=_writer, args=(str(path), original, spool, theirs, ours),
+        name="vanta-replay-writer", daemon=True)
     process.start()
     theirs.close()
-    if ours.recv_bytes() != _OK:  # the writer has opened the file: no recovery under us
+    try:
+        ready = ours.recv_bytes()  # the writer has opened the file: no recovery under us
+    except (OSError, EOFError):
+        ready = b""
+    if ready not in (_OK, _NO_COPY):
+        process.kill()
+        process.join()
+        ours.close()
+        shutil.rmtree(spool, ignore_errors=True)
         raise Fallback("the replay writer did not start")
     conn = WriteBehindConnection(":memory:", flags=apsw.SQLITE_OPEN_READWRITE
                                  | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI)
@@ -231,41 +273,54 @@ def open_write_behind(path: Path, original: str | None = None) -> WriteBehindCon
         conn.execute(f"DROP TABLE {name}")
     conn.execute("ATTACH DATABASE ? AS w", (str(path),))
     conn.execute("PRAGMA w.synchronous = OFF")
-    conn.setup(ours, process, original is not None)
+    conn.setup(ours, process, spool, ready == _OK and original is not None)
     return conn
 
 
-def _writer(path: str, original: str | None, pipe: Pipe) -> None:
-    """The child: write each batch in its own transaction, in order."""
-    conn = db.connect_scratch(path)
-    conn.setbusytimeout(BUSY_MS)
-    if original is not None:
-        conn.execute("ATTACH DATABASE ? AS original", (db.readonly_uri(original),))
-    conn.execute("PRAGMA foreign_keys = OFF")  # the parent rows arrive at the end
-    conn.execute("SELECT count(*) FROM journal").fetchall()  # the WAL index exists now
-    pipe.send_bytes(_OK)
-    error = b""
-    while True:
-        data = pipe.recv_bytes()
-        if data == _SYNC:
-            pipe.send_bytes(error or _OK)
-            continue
-        if data == _CLOSE:
-            conn.close()
-            pipe.send_bytes(error or _OK)
-            os._exit(0)
-        spooled = Path(os.fsdecode(data))
-        if error:
-            spooled.unlink(missing_ok=True)
-            continue
-        try:
-            batch = pickle.loads(spooled.read_bytes())
-            spooled.unlink()
-            conn.execute("BEGIN")
-            for sql, rows in batch:
-                conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except Exception as exc:  # reported at the next sync: the parent falls back
-            error = f"replay writer: {type(exc).__name__}: {exc}".encode()
-            if not conn.getautocommit():
-                conn.execute("ROLLBACK")
+def _writer(path: str, original: str | None, spool: str, pipe: Pipe, parents: Pipe) -> None:
+    """The child: write each batch in its own transaction, in order. It holds only its
+    own end of the pipe, so it sees the parent go away (end of file) and then exits."""
+    parents.close()
+    try:
+        conn = db.connect_scratch(path)
+        conn.setbusytimeout(BUSY_MS)
+        conn.execute("PRAGMA foreign_keys = OFF")  # the parent rows arrive at the end
+        conn.execute("SELECT count(*) FROM journal").fetchall()  # the WAL index exists now
+        copying = original is not None
+        if copying:
+            try:
+                conn.execute("ATTACH DATABASE ? AS original", (db.readonly_uri(str(original)),))
+            except apsw.Error:  # e.g. another text encoding: the parent sends every row
+                copying = False
+        pipe.send_bytes(_OK if copying or original is None else _NO_COPY)
+        error = b""
+        while True:
+            try:
+                data = pipe.recv_bytes()
+            except (EOFError, OSError):  # the parent is gone
+                break
+            if data == _SYNC:
+                pipe.send_bytes(error or _OK)
+                continue
+            if data == _CLOSE:
+                conn.close()
+                pipe.send_bytes(error or _OK)
+                break
+            spooled = Path(os.fsdecode(data))
+            if error:
+                spooled.unlink(missing_ok=True)
+                continue
+            try:
+                batch = pickle.loads(spooled.read_bytes())
+                spooled.unlink()
+                conn.execute("BEGIN")
+                for sql, rows in batch:
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except Exception as exc:  # reported at the next sync: the parent falls back
+                error = f"replay writer: {type(exc).__name__}: {exc}".encode()
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
+        os._exit(0)
