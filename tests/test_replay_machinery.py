@@ -24,6 +24,14 @@ from vanta_box.service.replay import compare_table, projection_tables, replay
 from vanta_box.store import db, writebehind
 
 
+@pytest.fixture(autouse=True)
+def helpers_even_on_one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the forked helpers: use them whatever the machine's cores."""
+    import vanta_box.service.replay as replay_module
+
+    monkeypatch.setattr(replay_module, "helpers_pay", lambda: replay_module.CAN_FORK)
+
+
 @pytest.fixture(scope="module")
 def busy_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo, then the paths that read orders, fills and the journal back: a staged

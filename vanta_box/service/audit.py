@@ -116,7 +116,8 @@ def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport
     top, count = (found[0] or 0, found[1]) if found else (0, 0)
     parts: list[_Checked]
     boundary = None
-    if parallel and count >= PARALLEL_CHAIN_ROWS and conn.filename and replay_module.CAN_FORK:
+    if (parallel and count >= PARALLEL_CHAIN_ROWS and conn.filename
+            and replay_module.helpers_pay()):
         boundary = conn.execute("SELECT seq, hash FROM journal WHERE seq <= ?"
                                 " ORDER BY seq DESC LIMIT 1", (top // 2,)).fetchone()
     if boundary is None:
