@@ -324,3 +324,12 @@ def test_the_writer_ends_when_replay_goes_away(tmp_path: Path) -> None:
     assert not Path(conn._spool).exists()
     conn.abandon()
     conn.close()
+
+
+def test_a_projection_table_dropped_from_the_file_is_reported(busy_home: Path,
+                                                              tmp_path: Path) -> None:
+    path = _tampered(busy_home, tmp_path / "t.db", "DROP TABLE fee_payments")
+    with db.open_readonly(path) as conn:
+        report = replay(conn, tmp_path / "out.db")
+    assert report.tables["fee_payments"] == "missing from the file (dropped?)"
+    assert not report.identical

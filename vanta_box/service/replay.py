@@ -218,6 +218,8 @@ def replay(source: db.Connection, out_path: Path,
 def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], None],
             write_behind: bool, trust: bool, check_chain: bool) -> ReplayReport:
     tables = projection_tables(source)
+    made = {name for kind, name, _table, _sql in db.expected_schema()
+            if kind == "table" and name not in EXCLUDED_TABLES and not name.startswith("sqlite_")}
     report = ReplayReport()
     if not trust:
         report.chain_intact = False  # replay hashes every row because the chain is broken
@@ -246,7 +248,11 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
                 if source.filename else set())
         for table in tables:  # row by row where they differ, to name the first row
             report.tables[table] = ("identical" if table in same else
+                                    "not made by replay (only in the file)"
+                                    if table not in made else
                                     compare_table(source, out, table))
+        for table in sorted(made - set(tables)):
+            report.tables[table] = "missing from the file (dropped?)"
     finally:
         if isinstance(out, writebehind.WriteBehindConnection):
             out.abandon()
