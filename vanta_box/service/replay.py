@@ -6,8 +6,10 @@ same handlers that ran them live; when a handler sends an order, the answer is t
 the original journal (venues are never asked again). If the original command stopped
 before an order was answered (a crash), the replayed command stops at the same point.
 
-Replay then compares the two journals row by row (the first divergence is named) and every
-projection table row by row.
+Replay compares the two journals row by row as it goes (the first divergence is named)
+and then every projection table (SQLite proves a table identical; a table that is not is
+compared row by row to name the first differing row). What keeps it fast without proving
+less is described in ``replay()`` and in the README ("Audit").
 """
 
 from __future__ import annotations
@@ -191,8 +193,9 @@ def replay(source: db.Connection, out_path: Path,
     are compared as they are appended. While the original chain is trusted, a reproduced
     row takes the original's hash instead of hashing it again (``Journal.expect``): pass
     ``chain_intact=True`` when the chain was just verified; with None it is verified here,
-    by another process while replay runs, and replay starts again hashing every row if it
-    is broken. The original's projection tables are digested by that process too.
+    by another process while replay runs (``SourceJob``, which also reads the venues'
+    answers ahead), and replay starts again hashing every row if it is broken. Forked
+    helpers are used only with a second core (``helpers_pay``).
     """
     load_handlers()
     if out_path.exists():
