@@ -239,16 +239,21 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
             rebuilt = "main"
         with gctune.paused():  # for the reading of the original too (core/gctune.py)
             source_rows = _run_commands(source, out, trust, report, progress, job)
+        by_writer: list[str] = []
         if isinstance(out, writebehind.WriteBehindConnection):
-            out.finish()
+            by_writer = out.finish([t for t in tables if t in writebehind.COMPARED_BY_WRITER])
         report.events = journal_head(out).seq
         report.journal_length = (_count(source) if source_rows == 0 else source_rows,
                                  report.events)
         if check_chain:
             intact = job.chain_intact() if job is not None else None
             report.chain_intact = intact if intact is not None else _chain_intact(source)
-        same = (identical_tables(out, rebuilt, db.readonly_uri(source.filename), tables)
+        # the writer compares its own big tables meanwhile (write-behind)
+        same = (identical_tables(out, rebuilt, db.readonly_uri(source.filename),
+                                 [t for t in tables if t not in by_writer])
                 if source.filename else set())
+        if isinstance(out, writebehind.WriteBehindConnection):
+            same |= out.writer_verdict()
         for table in tables:  # row by row where they differ, to name the first row
             report.tables[table] = ("identical" if table in same else
                                     "not made by replay (only in the file)"
@@ -268,30 +273,15 @@ def _replay(source: db.Connection, out_path: Path, progress: Callable[[str], Non
 
 def identical_tables(conn: db.Connection, schema: str, original_uri: str,
                      tables: list[str]) -> set[str]:
-    """The tables of ``schema`` that hold exactly the rows of the original file's, proven
-    by SQLite in C: the same columns, the same number of rows and no row of one missing
-    from the other (every table has a primary key, so rows are distinct; STRICT typed
-    columns, binary collation)."""
+    """``db.identical_tables`` with the original file attached for the purpose."""
+    if not tables:
+        return set()
     try:
         conn.execute("ATTACH DATABASE ? AS original", (original_uri,))
     except db.SQLError:  # e.g. another text encoding: compared row by row instead
         return set()
     try:
-        same = set()
-        for table in tables:
-            columns = [r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')]
-            if columns != [r[1] for r in conn.execute(
-                    f'PRAGMA original.table_info("{table}")')]:
-                continue
-            counts = conn.execute(f'SELECT (SELECT count(*) FROM {schema}."{table}"),'
-                                  f' (SELECT count(*) FROM original."{table}")').fetchone()
-            if counts is None or counts[0] != counts[1]:
-                continue
-            extra = conn.execute(f'SELECT EXISTS (SELECT * FROM {schema}."{table}"'
-                                 f' EXCEPT SELECT * FROM original."{table}")').fetchone()
-            if extra == (0,):
-                same.add(table)
-        return same
+        return db.identical_tables(conn, schema, "original", tables)
     finally:
         conn.execute("DETACH DATABASE original")
 

@@ -221,6 +221,29 @@ def table_order(conn: apsw.Connection, table: str) -> tuple[list[str], str]:
     return columns, ", ".join(keys) if keys else ", ".join(columns)
 
 
+def identical_tables(conn: apsw.Connection, schema: str, original: str,
+                     tables: list[str]) -> set[str]:
+    """The tables of ``schema`` that hold exactly the rows of the same tables of the
+    attached ``original``, proven by SQLite in C: the same columns, the same number of
+    rows and no row of one missing from the other (every table has a primary key, so rows
+    are distinct; STRICT typed columns, binary collation)."""
+    same = set()
+    for table in tables:
+        columns = [r[1] for r in conn.execute(f'PRAGMA {schema}.table_info("{table}")')]
+        if columns != [r[1] for r in conn.execute(
+                f'PRAGMA {original}.table_info("{table}")')]:
+            continue
+        counts = conn.execute(f'SELECT (SELECT count(*) FROM {schema}."{table}"),'
+                              f' (SELECT count(*) FROM {original}."{table}")').fetchone()
+        if counts is None or counts[0] != counts[1]:
+            continue
+        extra = conn.execute(f'SELECT EXISTS (SELECT * FROM {schema}."{table}"'
+                             f' EXCEPT SELECT * FROM {original}."{table}")').fetchone()
+        if extra == (0,):
+            same.add(table)
+    return same
+
+
 def readonly_uri(filename: str) -> str:
     """A URI opening a file this process tree already has open read-only
     (``open_readonly``'s immutable original, or its private copy with a WAL) again."""

@@ -34,6 +34,7 @@ import apsw
 from vanta_box.store import db
 
 DIVERTED = ("journal", "orders", "fills")
+COMPARED_BY_WRITER = ("fills", "orders")  # with the original, at the end (see finish)
 # What is diverted: one INSERT ... VALUES (...) statement into one of those tables (the
 # store's own, with or without ON CONFLICT). Any other statement naming them runs here,
 # after the writer has caught up (and never after this transaction's own diverted rows).
@@ -186,14 +187,13 @@ class WriteBehindConnection(apsw.Connection):
         if answer != _OK:
             raise self._broken(answer.decode(errors="replace"))
 
-    def finish(self) -> None:
-        """Close the writer, then copy every other table into the attached file."""
-        answer = self._ask(_CLOSE)
-        self._process.join()
+    def finish(self, compare: list[str]) -> list[str]:
+        """Copy every other table into the attached file and close the writer. While this
+        process goes on, the writer checks the foreign keys of what it wrote and, when it
+        has the original attached, compares ``compare`` (of its tables) with it: which of
+        them it compares is returned, its verdict comes from ``writer_verdict``."""
+        self.sync()  # the writer is idle from here on: this process may write the file
         self._active = False
-        shutil.rmtree(self._spool, ignore_errors=True)
-        if answer != _OK:
-            raise Fallback(answer.decode(errors="replace"))
         tables = [name for (name,) in super().execute(
             "SELECT name FROM main.sqlite_master WHERE type = 'table'"
             " AND name NOT LIKE 'sqlite_%' AND name != 'schema_migrations' ORDER BY rowid")]
@@ -203,11 +203,30 @@ class WriteBehindConnection(apsw.Connection):
             super().execute(f'INSERT INTO w."{name}" SELECT * FROM main."{name}"')
         super().execute("COMMIT")
         super().execute("PRAGMA foreign_keys = ON")
-        # The writer inserted orders and fills before their parent rows were in the file
-        # (foreign keys off there): check them now, as a plain replay would have.
-        for table in ("orders", "fills"):
-            if super().execute(f"PRAGMA w.foreign_key_check({table})").fetchone():
-                raise Fallback(f"{table} rows without their parent rows")
+        compared = compare if self._has_original else []
+        try:
+            self._pipe.send_bytes(_CLOSE + b" " + pickle.dumps(compared))
+        except OSError as exc:
+            raise Fallback(f"the writer is gone ({type(exc).__name__})") from exc
+        return compared
+
+    def writer_verdict(self) -> set[str]:
+        """After ``finish``: the tables the writer found identical to the original's.
+        Raises Fallback if it failed, or found orders or fills without their parent rows
+        (the writer inserted them with foreign keys off: a plain replay would have failed
+        there)."""
+        try:
+            answer = self._pipe.recv_bytes()
+        except (OSError, EOFError) as exc:
+            raise Fallback(f"the writer is gone ({type(exc).__name__})") from exc
+        finally:
+            self._process.join()
+            shutil.rmtree(self._spool, ignore_errors=True)
+        error, same = pickle.loads(answer)
+        if error:
+            raise Fallback(error)
+        found: set[str] = same
+        return found
 
     def abandon(self) -> None:
         self._active = False
@@ -302,9 +321,20 @@ def _writer(path: str, original: str | None, spool: str, pipe: Pipe, parents: Pi
             if data == _SYNC:
                 pipe.send_bytes(error or _OK)
                 continue
-            if data == _CLOSE:
+            if data.startswith(_CLOSE):
+                same: set[str] = set()
+                if not error:
+                    try:
+                        for table in ("orders", "fills"):
+                            if conn.execute(f"PRAGMA foreign_key_check({table})").fetchone():
+                                error = f"{table} rows without their parent rows".encode()
+                        if not error and copying:
+                            same = db.identical_tables(conn, "main", "original",
+                                                       pickle.loads(data[len(_CLOSE) + 1:]))
+                    except Exception as exc:
+                        error = f"replay writer: {type(exc).__name__}: {exc}".encode()
                 conn.close()
-                pipe.send_bytes(error or _OK)
+                pipe.send_bytes(pickle.dumps((error.decode(errors="replace"), same)))
                 break
             spooled = Path(os.fsdecode(data))
             if error:
