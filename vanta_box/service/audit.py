@@ -107,17 +107,14 @@ class _Checked:
     verdicts: dict[int, str] = field(default_factory=dict)  # digest seq -> verdict
 
 
-def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport, *,
-                parallel: bool = True) -> None:
-    """Recompute the chain; name the first broken row; check each digest against it.
-    ``parallel``: a long chain in two halves at once (not from a daemonic process)."""
+def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport) -> None:
+    """Recompute the chain; name the first broken row; check each digest against it."""
     wanted = {d.seq: d.hash for d in digests}
     found = conn.execute("SELECT max(seq), count(*) FROM journal").fetchone()
     top, count = (found[0] or 0, found[1]) if found else (0, 0)
     parts: list[_Checked]
     boundary = None
-    if (parallel and count >= PARALLEL_CHAIN_ROWS and conn.filename
-            and replay_module.helpers_pay()):
+    if count >= PARALLEL_CHAIN_ROWS and conn.filename and replay_module.helpers_pay():
         boundary = conn.execute("SELECT seq, hash FROM journal WHERE seq <= ?"
                                 " ORDER BY seq DESC LIMIT 1", (top // 2,)).fetchone()
     if boundary is None:
@@ -145,14 +142,59 @@ def check_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport
         report.digests.append((str(d), verdict))
 
 
+class ChainWalker:
+    """The chain check, one row at a time, in seq order: what ``_check_range`` runs over
+    SQL rows, and replay's source job over the rows it reads anyway."""
+
+    def __init__(self, expected_after: int = 0, prev_hex: str = GENESIS,
+                 wanted: dict[int, str] | None = None) -> None:
+        self.out = _Checked()
+        self._prev = bytes.fromhex(prev_hex)
+        self._prev_hex = prev_hex
+        self._expected = expected_after + 1
+        self._wanted = wanted or {}
+
+    def step(self, row: tuple[int, str, str, str, str, str]) -> None:
+        seq, ts, kind, payload, prev_hash, stored = row
+        out = self.out
+        if out.problem is None:
+            if seq != self._expected:
+                out.problem = Problem(
+                    f"journal row {self._expected}",
+                    f"missing: the next row is {seq} (rows were deleted)")
+            elif prev_hash != self._prev_hex:
+                out.problem = Problem(
+                    f"journal row {seq} ({kind} at {ts})",
+                    "prev_hash does not link to the row before (inserted, replaced or "
+                    "re-chained)")
+            elif _sha256(self._prev + row_bytes(seq, ts, kind, payload)).hexdigest() != stored:
+                out.problem = Problem(
+                    f"journal row {seq} ({kind} at {ts})",
+                    "content does not match its hash (edited after it was written)")
+        if seq in self._wanted:
+            out.verdicts[seq] = "ok" if stored == self._wanted[seq] else (
+                "FAILED: the journal's row at this seq has another hash (history rewritten)")
+        try:
+            self._prev = bytes.fromhex(stored)
+        except (TypeError, ValueError):  # not hex: this row was already named above
+            self._prev = b""
+        self._prev_hex = stored
+        self._expected = seq + 1
+        out.rows += 1
+
+    def result(self) -> _Checked:
+        if self.out.rows:
+            self.out.head = Digest(self._expected - 1, self._prev_hex)
+        return self.out
+
+
+_sha256 = hashlib.sha256
+
+
 def _check_range(conn: db.Connection, after: int | None, upto: int | None,
                  expected_after: int, prev_hex: str, wanted: dict[int, str]) -> _Checked:
     """Rows with ``after < seq <= upto`` (None: unbounded); the row before the range has
     seq ``expected_after`` and hash ``prev_hex``."""
-    out = _Checked()
-    prev = bytes.fromhex(prev_hex)
-    expected_seq = expected_after + 1
-    sha = hashlib.sha256
     sql = "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal"
     where = []
     args: list[int] = []
@@ -164,37 +206,11 @@ def _check_range(conn: db.Connection, after: int | None, upto: int | None,
         args.append(upto)
     if where:
         sql += " WHERE " + " AND ".join(where)
-    stored = prev_hex
-    seq = expected_after
-    for seq, ts, kind, payload, prev_hash, stored in conn.execute(sql + " ORDER BY seq",
-                                                                  tuple(args)):
-        if out.problem is None:
-            if seq != expected_seq:
-                out.problem = Problem(
-                    f"journal row {expected_seq}",
-                    f"missing: the next row is {seq} (rows were deleted)")
-            elif prev_hash != prev_hex:
-                out.problem = Problem(
-                    f"journal row {seq} ({kind} at {ts})",
-                    "prev_hash does not link to the row before (inserted, replaced or "
-                    "re-chained)")
-            elif sha(prev + row_bytes(seq, ts, kind, payload)).hexdigest() != stored:
-                out.problem = Problem(
-                    f"journal row {seq} ({kind} at {ts})",
-                    "content does not match its hash (edited after it was written)")
-        if seq in wanted:
-            out.verdicts[seq] = "ok" if stored == wanted[seq] else (
-                "FAILED: the journal's row at this seq has another hash (history rewritten)")
-        try:
-            prev = bytes.fromhex(stored)
-        except (TypeError, ValueError):  # not hex: this row was already named above
-            prev = b""
-        prev_hex = stored
-        expected_seq = seq + 1
-        out.rows += 1
-    if out.rows:
-        out.head = Digest(seq, stored)
-    return out
+    walker = ChainWalker(expected_after, prev_hex, wanted)
+    step = walker.step
+    for row in conn.execute(sql + " ORDER BY seq", tuple(args)):
+        step(row)
+    return walker.result()
 
 
 class _InChild:

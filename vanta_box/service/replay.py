@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -128,12 +128,19 @@ class ReplayReport:
 Row = JournalRow  # seq, ts, kind, payload, prev_hash, hash
 
 
-def _spans(source: db.Connection) -> Iterator[tuple[Row, list[Row]]]:
-    """Each command event with the events recorded while it ran."""
+def _rows(source: db.Connection) -> Iterator[Row]:
+    rows: Iterator[Row] = source.execute(
+        "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal ORDER BY seq")
+    return rows
+
+
+def _spans(source: db.Connection | Iterable[Row]) -> Iterator[tuple[Row, list[Row]]]:
+    """Each command event with the events recorded while it ran (of a file's journal, or
+    of its rows in seq order)."""
     current: Row | None = None
     span: list[Row] = []
-    for row in source.execute(
-            "SELECT seq, ts, kind, payload, prev_hash, hash FROM journal ORDER BY seq"):
+    rows = _rows(source) if isinstance(source, db.Connection) else source
+    for row in rows:
         if row[2] in engine_module.HANDLERS:
             if current is not None:
                 yield current, span
@@ -321,11 +328,11 @@ def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
     return source_rows
 
 
-def _chain_intact(conn: db.Connection, *, parallel: bool = True) -> bool:
+def _chain_intact(conn: db.Connection) -> bool:
     from vanta_box.service.audit import VerifyReport, check_chain
 
     found = VerifyReport()
-    check_chain(conn, [], found, parallel=parallel)
+    check_chain(conn, [], found)
     return not found.chain
 
 
@@ -396,15 +403,25 @@ class SourceJob:
 _SPANS_DONE = b"SPANS DONE"
 
 
+def _walked(rows: Iterator[Row], step: Callable[[Row], None]) -> Iterator[Row]:
+    for row in rows:
+        step(row)
+        yield row
+
+
 def _source_job(filename: str, check_chain: bool, pipe: Any, parents: Any) -> None:
     parents.close()  # only the parent reads: if it goes away, sending fails and this ends
+    from vanta_box.service.audit import ChainWalker
+
     try:
-        conn = db.open_again_readonly(filename)
-        for _command, span in _spans(conn):
+        rows = _rows(db.open_again_readonly(filename))
+        walker = ChainWalker() if check_chain else None
+        if walker is not None:  # the chain is checked on the rows read for the answers
+            rows = _walked(rows, walker.step)
+        for _command, span in _spans(rows):
             pipe.send_bytes(pickle.dumps(_answers(span), protocol=pickle.HIGHEST_PROTOCOL))
         pipe.send_bytes(_SPANS_DONE)
-        # in one pass: this process is a daemon (no children), the other core is replay's
-        intact = _chain_intact(conn, parallel=False) if check_chain else None
+        intact = walker.result().problem is None if walker is not None else None
         pipe.send_bytes(pickle.dumps(intact))
     except Exception:  # the parent sees the pipe close and does the rest itself
         pass

@@ -34,7 +34,7 @@ import apsw
 from vanta_box.store import db
 
 DIVERTED = ("journal", "orders", "fills")
-COMPARED_BY_WRITER = ("fills", "orders")  # with the original, at the end (see finish)
+COMPARED_BY_WRITER = ("fills",)  # with the original, at the end (see finish)
 # What is diverted: one INSERT ... VALUES (...) statement into one of those tables (the
 # store's own, with or without ON CONFLICT). Any other statement naming them runs here,
 # after the writer has caught up (and never after this transaction's own diverted rows).
@@ -189,9 +189,10 @@ class WriteBehindConnection(apsw.Connection):
 
     def finish(self, compare: list[str]) -> list[str]:
         """Copy every other table into the attached file and close the writer. While this
-        process goes on, the writer checks the foreign keys of what it wrote and, when it
-        has the original attached, compares ``compare`` (of its tables) with it: which of
-        them it compares is returned, its verdict comes from ``writer_verdict``."""
+        process goes on, the writer checks the foreign keys of its share of ``compare``
+        (``COMPARED_BY_WRITER``) and, when it has the original attached, compares them
+        with it: the tables it compares are returned, its verdict comes from
+        ``writer_verdict``."""
         self.sync()  # the writer is idle from here on: this process may write the file
         self._active = False
         tables = [name for (name,) in super().execute(
@@ -203,12 +204,19 @@ class WriteBehindConnection(apsw.Connection):
             super().execute(f'INSERT INTO w."{name}" SELECT * FROM main."{name}"')
         super().execute("COMMIT")
         super().execute("PRAGMA foreign_keys = ON")
-        compared = compare if self._has_original else []
+        mine = [t for t in compare if t in COMPARED_BY_WRITER]
         try:
-            self._pipe.send_bytes(_CLOSE + b" " + pickle.dumps(compared))
+            self._pipe.send_bytes(_CLOSE + b" " + pickle.dumps(mine))
         except OSError as exc:
             raise Fallback(f"the writer is gone ({type(exc).__name__})") from exc
-        return compared
+        # The writer inserted orders and fills before their parent rows were in the file
+        # (foreign keys off there): checked now, as a plain replay would have (the writer
+        # checks its share meanwhile).
+        for table in ("orders", "fills"):
+            if table not in mine and super().execute(
+                    f"PRAGMA w.foreign_key_check({table})").fetchone():
+                raise Fallback(f"{table} rows without their parent rows")
+        return mine if self._has_original else []
 
     def writer_verdict(self) -> set[str]:
         """After ``finish``: the tables the writer found identical to the original's.
@@ -325,12 +333,12 @@ def _writer(path: str, original: str | None, spool: str, pipe: Pipe, parents: Pi
                 same: set[str] = set()
                 if not error:
                     try:
-                        for table in ("orders", "fills"):
+                        mine = pickle.loads(data[len(_CLOSE) + 1:])
+                        for table in mine:
                             if conn.execute(f"PRAGMA foreign_key_check({table})").fetchone():
                                 error = f"{table} rows without their parent rows".encode()
                         if not error and copying:
-                            same = db.identical_tables(conn, "main", "original",
-                                                       pickle.loads(data[len(_CLOSE) + 1:]))
+                            same = db.identical_tables(conn, "main", "original", mine)
                     except Exception as exc:
                         error = f"replay writer: {type(exc).__name__}: {exc}".encode()
                 conn.close()
