@@ -22,6 +22,16 @@ def test_templates_equal_the_generic_encoder(data: st.DataObject) -> None:
     for template in (ORDER_EVENT, FILL_EVENT, Template("b", "a", "c")):
         values = {k: data.draw(st.one_of(safe_text, decimals)) for k in template.keys}
         assert template.render(values) == dumps(values)
+        # the hot path: the values alone, in the template's key order
+        assert template.render_values(tuple(values[k] for k in template.keys)) == dumps(values)
+
+
+def test_a_template_refuses_keys_in_another_order() -> None:
+    import pytest
+
+    with pytest.raises(AssertionError):
+        Template("b", "a").expect_keys("b", "a")
+    assert Template("b", "a").expect_keys("a", "b").keys == ("a", "b")
 
 
 def test_canonical_decimal_text() -> None:

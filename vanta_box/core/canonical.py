@@ -74,5 +74,3 @@ class Template:
             raise AssertionError(f"template keys {self.keys} are not {keys}")
         return self
 
-    def fits(self, values: dict[str, Any]) -> bool:
-        return len(values) == len(self.keys)

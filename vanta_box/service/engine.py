@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vanta_box.core import gctune
-from vanta_box.core.canonical import Template, dumps, loads
+from vanta_box.core.canonical import dumps, loads
 from vanta_box.core.errors import InputError
 from vanta_box.core.models import Vault
 from vanta_box.core.timeutil import fmt_ts
@@ -134,12 +134,9 @@ class Engine:
             self._ts_key, self._ts_text = ts, fmt_ts(ts)
         return self.journal.append_raw(self._ts_text, kind, payload_json)
 
-    def record(self, ts: int, kind: str, payload: dict[str, Any],
-               template: Template | None = None) -> int:
-        """Journal a decision event at ``ts``. A template renders the canonical payload
-        faster when the payload has exactly its keys (else the generic encoder runs)."""
+    def record(self, ts: int, kind: str, payload: dict[str, Any]) -> int:
+        """Journal a decision event at ``ts`` (``record_rendered`` for the hot events
+        rendered from a ``core.canonical.Template``)."""
         if ts != self._ts_key:
             self._ts_key, self._ts_text = ts, fmt_ts(ts)
-        if template is not None and template.fits(payload):
-            return self.journal.append_raw(self._ts_text, kind, template.render(payload))
         return self.journal.append(self._ts_text, kind, payload)
