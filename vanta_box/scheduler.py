@@ -3,12 +3,15 @@
 * a cycle per vault at each slot of its schedule (default: every day at 00:00 UTC); only
   the latest slot is due, never a backlog (old slots would trade at stale marks);
 * the fee runs of ended months not billed yet, oldest first;
-* overlay expiry, at each overlay's expiry time.
+* overlay expiry, at each overlay's expiry time;
+* before anything else, the resumption of a cycle that was interrupted (a crash between
+  its commits), at its own time: it finishes what it started, as if never interrupted.
 The service runs what is due (``service.schedule``); ``vanta run`` loops on the clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -31,7 +34,7 @@ class VaultClock:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    kind: str  # "expire" | "cycle" | "fees"
+    kind: str  # "resume" | "expire" | "cycle" | "fees"
     at: int
     vault_id: str | None = None
     period: str | None = None
@@ -57,11 +60,13 @@ def previous_month(now: int) -> tuple[str, int]:
 
 
 def due(now: int, vaults: list[VaultClock], expiries: list[int],
-        unbilled: list[str]) -> list[Job]:
-    """Jobs due at ``now``, in the order to run them (expiry, cycles, fees). ``unbilled``
+        unbilled: list[str], interrupted: Sequence[tuple[str, int]] = ()) -> list[Job]:
+    """Jobs due at ``now``, in the order to run them (resumptions, expiry, cycles, fees).
+    ``interrupted`` are (vault, time) of cycles a crash left unfinished. ``unbilled``
     are the ended months still to bill: all of them run, oldest first (the loss carried
     forward needs every month, and billing late trades nothing)."""
-    jobs = [Job("expire", now)] if any(e <= now for e in expiries) else []
+    jobs = [Job("resume", at, vault_id=v) for v, at in sorted(interrupted, key=lambda c: c[1])]
+    jobs += [Job("expire", now)] if any(e <= now for e in expiries) else []
     for v in sorted(vaults, key=lambda v: v.vault_id):
         slot = latest_slot(v.schedule, now)
         if slot >= v.created_at and (v.last_cycle_at is None or v.last_cycle_at < slot):

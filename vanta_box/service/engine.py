@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from vanta_box.core import gctune
+from vanta_box.core import faults, gctune
 from vanta_box.core.canonical import dumps, loads
 from vanta_box.core.errors import InputError
 from vanta_box.core.models import Vault
@@ -47,6 +47,12 @@ class Venues(Protocol):
     """Chooses the broker of an account (live venues, or the journal during replay)."""
 
     def broker_for(self, account: AccountRow, vault: Vault) -> Broker: ...
+
+
+class ReplayInterrupted(BaseException):
+    """Replay: the original command stopped here (a crash), so the replayed one stops too.
+
+    A BaseException so that no handler's ``except Exception`` can swallow it."""
 
 
 Handler = Callable[["Engine", Command], Any]
@@ -93,9 +99,11 @@ class Engine:
         if self._depth:
             raise RuntimeError("batches do not nest")
         self.conn.execute("BEGIN IMMEDIATE")
+        start = self.journal.seq
         self._depth += 1
         try:
             yield
+            self._check_interrupted(start)
             self.journal.flush()
         except BaseException:
             self.conn.execute("ROLLBACK")
@@ -104,6 +112,7 @@ class Engine:
         finally:
             self._depth -= 1
         self.conn.execute("COMMIT")
+        faults.committed()
 
     @contextmanager
     def tx(self) -> Iterator[None]:
@@ -114,12 +123,15 @@ class Engine:
             if self._depth else ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"))
         self.conn.execute(begin)
         recorded_before = self._recorded
+        start = self.journal.seq
         try:
             if self._command is not None and not self._recorded:
                 cmd = self._command
                 self.journal.append(fmt_ts(cmd.ts), cmd.kind, cmd.payload)
                 self._recorded = True
             yield
+            if not self._depth:
+                self._check_interrupted(start)
             self.journal.flush()
         except BaseException:
             self.conn.execute(rollback)
@@ -127,6 +139,15 @@ class Engine:
             self._recorded = recorded_before
             raise
         self.conn.execute(commit)
+        if not self._depth:
+            faults.committed()
+
+    def _check_interrupted(self, start: int) -> None:
+        """Replay: a transaction that begins where the original command's rows end, and
+        appends more, is one the original never committed (it was killed at that commit
+        boundary): the replayed command stops there too, this transaction rolled back."""
+        if self.journal.ends_at(start) and self.journal.seq > start:
+            raise ReplayInterrupted(f"the original command stopped after seq {start}")
 
     def record_rendered(self, ts: int, kind: str, payload_json: str) -> int:
         """Journal a decision event whose canonical payload text is already rendered."""

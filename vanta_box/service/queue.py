@@ -17,7 +17,7 @@ from vanta_box.store import repo
 def queue_execute_command(eng: Engine, vault_id: str | None, at: int) -> Command:
     if vault_id is not None:
         load_vault(eng, vault_id)
-    if not pending.pending(eng.conn, vault_id=vault_id):
+    if not repo.staged_cycles(eng.conn, vault_id):
         raise Refused("the queue is empty: nothing to execute")
     return Command.make("queue.execute", at, {"vault_id": vault_id})
 
@@ -35,11 +35,14 @@ def _maintenance(eng: Engine, vault_ids: set[str], at: int) -> dict[str, int]:
 @handles("queue.execute")
 def _queue_execute(eng: Engine, cmd: Command) -> dict[str, Any]:
     vault_id = cmd.payload["vault_id"]
-    orders = pending.pending(eng.conn, vault_id=vault_id)
-    if not orders:
+    staged = repo.staged_cycles(eng.conn, vault_id)
+    if not staged:
         raise Refused("the queue is empty: nothing to execute")
+    orders = pending.pending(eng.conn, vault_id=vault_id)
+    # A staged cycle with nothing left to execute was interrupted after its last order
+    # settled (before its `cycle.done`): executing the queue finishes it.
     cycles = {}
-    for cid in sorted({o.cycle_id for o in orders}):
+    for cid in staged:
         c = repo.cycle(eng.conn, cid)
         assert c is not None
         cycles[cid] = c
@@ -47,11 +50,11 @@ def _queue_execute(eng: Engine, cmd: Command) -> dict[str, Any]:
     frozen = _maintenance(eng, {c.vault_id for c in cycles.values()}, cmd.ts)
     held = [o for o in orders if cycles[o.cycle_id].vault_id in frozen]
     orders = [o for o in orders if cycles[o.cycle_id].vault_id not in frozen]
-    if not orders:
+    run = sorted(cid for cid, c in cycles.items() if c.vault_id not in frozen)
+    if not run:
         until = ", ".join(f"{v} until {fmt_ts(t)}" for v, t in frozen.items())
         raise Refused(f"maintenance in force ({until}): nothing executed, "
                       f"{len(held)} order(s) stay queued")
-    run = sorted({o.cycle_id for o in orders})
     for cid in run:
         if cycles[cid].at > cmd.ts:
             raise Refused(f"cycle {cid} is later than the execution time")

@@ -31,7 +31,7 @@ from vanta_box.core.models import Execution, Vault
 from vanta_box.core.timeutil import parse_ts
 from vanta_box.execution.broker import AccountBook, OrderRequest
 from vanta_box.service import engine as engine_module
-from vanta_box.service.engine import Command, Engine
+from vanta_box.service.engine import Command, Engine, ReplayInterrupted
 from vanta_box.service.execute import FILL_EVENT, execution_from_payload
 from vanta_box.store import db, writebehind
 from vanta_box.store.journal import JournalRow
@@ -49,10 +49,6 @@ def load_handlers() -> None:
 
     for name in _HANDLER_MODULES:
         importlib.import_module(f"vanta_box.service.{name}")
-
-
-class ReplayInterrupted(Exception):
-    """The original command stopped here (its answer is not in its span)."""
 
 
 class ReplayBroker:

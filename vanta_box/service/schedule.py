@@ -37,7 +37,17 @@ def due_now(eng: Engine, now: int) -> list[scheduler.Job]:
     last_ended, _end = scheduler.previous_month(now)
     expiries = [o.expires_at for o in repo.overlays(eng.conn)]
     return scheduler.due(now, clocks(eng), expiries,
-                         fees.unbilled_periods(eng.conn, last_ended))
+                         fees.unbilled_periods(eng.conn, last_ended), interrupted(eng, now))
+
+
+def interrupted(eng: Engine, now: int) -> list[tuple[str, int]]:
+    """Cycles a crash left unfinished (staged, not --stage-only), up to ``now``."""
+    out = []
+    for cid in repo.staged_cycles(eng.conn):
+        c = repo.cycle(eng.conn, cid)
+        if c is not None and not c.stage_only and c.at <= now:
+            out.append((c.vault_id, c.at))
+    return out
 
 
 def expire_command(at: int) -> Command:
@@ -59,7 +69,7 @@ def run_due(eng: Engine, now: int, say: Callable[[str], None]) -> list[Outcome]:
             if job.kind == "expire":
                 n = eng.run(expire_command(job.at))
                 message = f"{n} overlay(s) expired"
-            elif job.kind == "cycle":
+            elif job.kind in ("cycle", "resume"):
                 assert job.vault_id is not None
                 (report,) = eng.run(cycle.cycle_command(eng, job.vault_id, job.at, False))
                 message = (f"{report.cycle_id}: {report.status}, {report.orders} orders, "

@@ -102,6 +102,11 @@ class Journal:
         self._trust = trust
         self.matched = 0
 
+    def ends_at(self, seq: int) -> bool:
+        """Replay: the original command's rows end at ``seq``."""
+        expect = self._expect
+        return expect is not None and self._expect_base + len(expect) - 1 == seq
+
     def append(self, ts: str, kind: str, payload: dict[str, Any]) -> int:
         """Add an event at the head; returns its seq. Written at the next flush()."""
         return self.append_raw(ts, kind, dumps(payload))
