@@ -4,13 +4,14 @@ Per follower and period (a UTC calendar month):
     net  = realized_P - L                       (L: loss carried forward, starts at 0)
     perf = perf_share * net, L' = 0             if net > 0
     perf = 0,                L' = -net          otherwise
-    flat = flat_usd * active_days / days_in_period
+    flat = flat_usd * active_days / days_in_period  (a day paused whole is not active)
     fee_due = perf | flat | max(perf, flat)     by fee type
 Fee amounts are rounded to cents, half-up; PnL and the carry stay exact.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -57,11 +58,37 @@ def compute_fee(i: FeeInputs) -> FeeResult:
     return FeeResult(net, perf, flat, carry_out, due, leg)
 
 
-def active_days(onboarded: date, removed: date | None, first: date, last: date) -> int:
-    """Days d in [first, last] with onboarded <= d and not removed before d."""
+def active_days(onboarded: date, removed: date | None, first: date, last: date,
+                paused: Sequence[tuple[date, date]] = ()) -> int:
+    """Days d in [first, last] with onboarded <= d, not removed before d, and not in one of
+    the ``paused`` ranges (first and last day of a run of days paused from start to end)."""
     start = max(first, onboarded)
     end = last if removed is None else min(last, removed)
-    return max(0, (end - start).days + 1)
+    days = max(0, (end - start).days + 1)
+    for p_first, p_last in paused:
+        lo, hi = max(start, p_first), min(end, p_last)
+        days -= max(0, (hi - lo).days + 1)
+    return days
+
+
+def paused_days(changes: Sequence[tuple[int, str]], day_us: int,
+                to_date: Callable[[int], date]) -> list[tuple[date, date]]:
+    """The runs of whole UTC days a follower was paused, from its (moment, status) changes:
+    paused at p and active again at r (never, if not resumed; a removal does not resume)
+    covers the days that start at or after p and end at or before r."""
+    out, since = [], None
+    for at, status in [*changes, (None, "end")]:
+        if status == "paused" and since is None:
+            since = at
+        elif status in ("active", "end") and since is not None:
+            first_day = -(-since // day_us)  # the first whole day in the pause
+            last_day = None if at is None else at // day_us - 1
+            if last_day is None:
+                out.append((to_date(first_day * day_us), date.max))
+            elif last_day >= first_day:
+                out.append((to_date(first_day * day_us), to_date(last_day * day_us)))
+            since = None
+    return out
 
 
 def month_days(first: date) -> list[date]:

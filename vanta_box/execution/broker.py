@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from vanta_box.core.models import Execution, Side
+from vanta_box.core.money import ZERO
 
 
 class OrderRequest(NamedTuple):
@@ -16,6 +17,9 @@ class OrderRequest(NamedTuple):
     qty: Decimal
     mark: Decimal  # the mark at execution time; the paper venue fills from it
     lot_step: Decimal
+    # max(vault min_order_notional, instrument min_notional): a buy reduced to fit cash
+    # below it is rejected, never filled as dust (SPEC §4 Paper broker)
+    min_notional: Decimal = ZERO
 
 
 class AccountBook(Protocol):

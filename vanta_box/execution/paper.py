@@ -3,8 +3,9 @@
 A market order fills completely at mark * (1 + slippage) for buys, mark * (1 - slippage)
 for sells, commission = notional * commission_bps / 10^4. Cash may not go below zero: a
 buy that does not fit is reduced to what fits, floored to the lot step (and the execution
-says so). The paper venue's books are the account's books, so a client_order_id already
-executed for the account is refused.
+says so); reduced below the order's minimum notional, it is rejected (never dust). The
+paper venue's books are the account's books, so a client_order_id already executed for the
+account is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def paper_execute(
             fits = ((cash // (unit_outlay * step)) * step) if cash > 0 else ZERO
             note = f"reduced from {fmt(qty)} to {fmt(fits)} to fit cash {fmt(cash)}"
             qty = fits
-        if qty <= 0:
+        if qty <= 0 or (note is not None and qty * price < request.min_notional):
+            if note is not None and qty > 0:
+                note += f": notional below the minimum {fmt(request.min_notional)}"
             return Execution(ZERO, price, ZERO, request.qty, reject_reason="insufficient_cash",
                              note=note)
     else:

@@ -12,6 +12,7 @@ from vanta_box.core.money import ZERO, D, fmt
 from vanta_box.core.timeutil import fmt_ts
 from vanta_box.inputs.packets import Packet, load_packet
 from vanta_box.keystore import Keystore, fingerprint
+from vanta_box.service import timerules
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.setup import load_vault
 from vanta_box.store import repo
@@ -29,6 +30,11 @@ def validate_packet(eng: Engine, path: str) -> tuple[Packet, Vault]:
     if repo.account(eng.conn, raw.account_id) is not None:
         raise InputError(f"account {raw.account_id!r} is already onboarded", source=path,
                          field="account_id")
+    same = repo.account_id_like(eng.conn, raw.account_id)
+    if same is not None:
+        raise InputError(f"account {raw.account_id!r} differs from {same!r} only in case: ids "
+                         "must differ in more than case (pages and files are named by them)",
+                         source=path, field="account_id")
     if raw.role == "manager":
         existing = [a for a in repo.accounts(eng.conn, vault.vault_id) if a.role == "manager"]
         if existing:
@@ -113,6 +119,8 @@ def onboard_command(
         key_fingerprint = fingerprint(secrets)
         key_ref = keystore.put(raw.account_id, secrets)
     onboarded_at = at if at is not None else (raw.accepted_at or now)
+    timerules.after_last_cycle(eng.conn, vault.vault_id, onboarded_at,
+                               f"the onboarding of {raw.account_id}")
     payload = {
         "account_id": raw.account_id,
         "vault_id": vault.vault_id,
@@ -139,10 +147,12 @@ def onboard_many(eng: Engine, paths: list[str], at: int | None, now: int,
     parsed = [validate_packet(eng, path) for path in paths]
     seen: dict[str, str] = {}
     for path, (packet, _vault) in zip(paths, parsed, strict=True):
-        if packet.account_id in seen:
-            raise InputError(f"account {packet.account_id!r} is also in {seen[packet.account_id]}",
+        folded = packet.account_id.casefold()
+        if folded in seen:
+            raise InputError(f"account {packet.account_id!r} is also in {seen[folded]} "
+                             "(ids that differ only in case are the same id)",
                              source=path, field="account_id")
-        seen[packet.account_id] = path
+        seen[folded] = path
     managers = [p.raw.vault_id for p, _v in parsed if p.raw.role == "manager"]
     if len(managers) != len(set(managers)):
         raise InputError("two manager packets for the same vault")
@@ -214,6 +224,7 @@ def _check_transition(eng: Engine, kind: str, account_id: str, at: int) -> repo.
         raise Refused(f"follower {account_id} is {acct.status}: cannot "
                       f"{kind.split('.')[1]} it")
     # History is not rewritten from the side: a change is dated after what it changes.
+    timerules.account_change(eng.conn, acct, at, f"{kind.split('.')[1]} of {account_id}")
     latest = eng.conn.execute("SELECT max(at) FROM fills WHERE account_id = ?",
                               (account_id,)).fetchone()
     floor = max(acct.onboarded_at, latest[0] if latest and latest[0] is not None else 0)
@@ -229,6 +240,7 @@ def _transition(eng: Engine, cmd: Command) -> dict[str, Any]:
     with eng.tx():
         repo.set_account_status(eng.conn, acct.account_id, target,
                                 cmd.ts if target == "removed" else None)
+        repo.add_status_change(eng.conn, acct.account_id, eng.journal.seq, cmd.ts, target)
     return {"account_id": acct.account_id, "status": target}
 
 

@@ -161,9 +161,12 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                     continue
                 mark_text = mark_texts.get(o.symbol) or mark_texts.setdefault(o.symbol,
                                                                               fmt(mark))
+                instrument = instruments[o.symbol]
                 request = OrderRequest(o.client_order_id, account_id, o.symbol,
                                        o.side,  # type: ignore[arg-type]
-                                       o.qty, mark, instruments[o.symbol].lot_step)
+                                       o.qty, mark, instrument.lot_step,
+                                       max(vault.rebalance.min_order_notional,
+                                           instrument.min_notional))
                 if not instant:
                     eng.record(at, "submitted", {"order_id": o.order_id,
                                                  "client_order_id": o.client_order_id,

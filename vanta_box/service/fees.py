@@ -17,6 +17,7 @@ from typing import Any
 from vanta_box.core.errors import InputError, Refused
 from vanta_box.core.money import ZERO, D, fmt, fmt_cents
 from vanta_box.core.timeutil import (
+    DAY_US,
     TimeError,
     day_of,
     days_in_month,
@@ -24,7 +25,7 @@ from vanta_box.core.timeutil import (
     parse_period,
     to_datetime,
 )
-from vanta_box.domain.fees import FeeInputs, FeeResult, active_days, compute_fee
+from vanta_box.domain.fees import FeeInputs, FeeResult, active_days, compute_fee, paused_days
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.store import repo
 from vanta_box.store.db import Connection
@@ -44,10 +45,14 @@ def period_dates(period: str) -> tuple[date, date, int]:
     return first, last, days_in_month(first.year, first.month)
 
 
-def account_active_days(acct: repo.AccountRow, period: str) -> int:
+def account_active_days(conn: Connection, acct: repo.AccountRow, period: str) -> int:
+    """SPEC §4: days of the period the follower was onboarded, not removed before, and not
+    paused for the whole day."""
     first, last, _days = period_dates(period)
     removed = day_of(acct.removed_at) if acct.removed_at is not None else None
-    return active_days(day_of(acct.onboarded_at), removed, first, last)
+    changes = repo.status_changes(conn, acct.account_id) if acct.role == "follower" else []
+    paused = paused_days(changes, DAY_US, day_of)
+    return active_days(day_of(acct.onboarded_at), removed, first, last, paused)
 
 
 def months_between(acct: repo.AccountRow, period: str) -> list[str]:
@@ -68,7 +73,7 @@ def unbilled_periods(conn: Connection, up_to: str) -> list[str]:
             continue
         billed = {e.period for e in live_entries(conn, acct.account_id)}
         for month in [*months_between(acct, up_to), up_to]:
-            if month not in billed and account_active_days(acct, month) > 0:
+            if month not in billed and account_active_days(conn, acct, month) > 0:
                 out.add(month)
     return sorted(out)
 
@@ -109,7 +114,7 @@ def assess(conn: Connection, acct: repo.AccountRow, period: str,
     fee_type, perf_share, flat_usd = terms(acct)
     inputs = FeeInputs(fee_type, perf_share, flat_usd,
                        realized_in(conn, acct.account_id, start, end), carry_in,
-                       account_active_days(acct, period), days)
+                       account_active_days(conn, acct, period), days)
     return Assessment(acct, period, inputs, compute_fee(inputs))
 
 
@@ -195,7 +200,7 @@ def _fees_run(eng: Engine, cmd: Command) -> list[dict[str, Any]]:
     for acct in repo.accounts(eng.conn):
         if acct.role != "follower" or acct.mode == "shadow":
             continue
-        if account_active_days(acct, period) == 0:
+        if account_active_days(eng.conn, acct, period) == 0:
             continue
         live = live_entries(eng.conn, acct.account_id)
         if any(e.period == period for e in live):
@@ -207,7 +212,7 @@ def _fees_run(eng: Engine, cmd: Command) -> list[dict[str, Any]]:
                           f"billed in order (reverse {later[-1]} first to rebill {period})")
         billed_periods = {e.period for e in live}
         missing = [m for m in months_between(acct, period)
-                   if m not in billed_periods and account_active_days(acct, m) > 0]
+                   if m not in billed_periods and account_active_days(eng.conn, acct, m) > 0]
         if missing:
             raise Refused(f"{acct.account_id} is not billed for {missing[0]} yet: the loss "
                           f"carried into {period} depends on it (run `vanta fees run "

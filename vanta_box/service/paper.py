@@ -14,6 +14,7 @@ from vanta_box.core.errors import InputError, Refused
 from vanta_box.core.models import Execution
 from vanta_box.core.money import ZERO, D, fmt
 from vanta_box.core.timeutil import fmt_ts
+from vanta_box.service import timerules
 from vanta_box.service.books import load_books
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.execute import fill_payload
@@ -32,6 +33,7 @@ def paper_trade_command(eng: Engine, account_id: str, symbol: str, side: str, qt
     if at < acct.onboarded_at:
         raise Refused(f"{account_id} was onboarded at {fmt_ts(acct.onboarded_at)}: no trade "
                       f"before that ({fmt_ts(at)})")
+    timerules.account_change(eng.conn, acct, at, f"a manual trade on {account_id}")
     instrument = repo.instruments(eng.conn).get(symbol)
     if instrument is None:
         raise InputError(f"unknown symbol {symbol!r}", field="SYMBOL")

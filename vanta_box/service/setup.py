@@ -17,6 +17,7 @@ from vanta_box.core.money import D, fmt
 from vanta_box.core.timeutil import fmt_ts, parse_ts
 from vanta_box.inputs.market import load_instruments, load_prices, load_signals
 from vanta_box.inputs.vaults import load_vault_file, vault_from_dict, vault_to_dict
+from vanta_box.service import timerules
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.store import repo
 
@@ -28,8 +29,19 @@ def vault_import_command(path: str, at: int) -> Command:
     return Command.make("vault.import", at, {"vaults": [vault_to_dict(v) for v in vaults]})
 
 
+def _same_but_case(eng: Engine, vault_ids: list[str]) -> None:
+    known = {v.vault_id.casefold(): v.vault_id for v in repo.vault_rows(eng.conn)}
+    for vault_id in vault_ids:
+        other = known.setdefault(vault_id.casefold(), vault_id)
+        if other != vault_id:
+            raise InputError(f"vault {vault_id!r} differs from {other!r} only in case: ids "
+                             "must differ in more than case (pages are named by them)",
+                             field="vault_id")
+
+
 @handles("vault.import")
 def _vault_import(eng: Engine, cmd: Command) -> dict[str, Any]:
+    _same_but_case(eng, [data["vault_id"] for data in cmd.payload["vaults"]])
     created, updated, unchanged = [], [], []
     for data in cmd.payload["vaults"]:
         current = repo.vault_row(eng.conn, data["vault_id"])
@@ -151,6 +163,7 @@ def _signals_ingest(eng: Engine, cmd: Command) -> dict[str, Any]:
 def overlay_set_command(eng: Engine, vault_id: str, kind: str, ttl_us: int, at: int,
                         persona: str = "", factor: Decimal | None = None) -> Command:
     _row, vault = load_vault(eng, vault_id)
+    timerules.after_last_cycle(eng.conn, vault_id, at, f"an overlay on {vault_id}")
     if kind == "boost" and persona not in vault.personas:
         raise InputError(f"persona {persona!r} is not one of {vault_id}'s personas "
                          f"{list(vault.personas)}", field="--boost")
@@ -184,6 +197,7 @@ def _overlay_set(eng: Engine, cmd: Command) -> dict[str, Any]:
 
 def overlay_clear_command(eng: Engine, vault_id: str, kind: str | None, at: int) -> Command:
     load_vault(eng, vault_id)
+    timerules.after_last_cycle(eng.conn, vault_id, at, f"clearing an overlay on {vault_id}")
     return Command.make("overlay.clear", at, {"vault_id": vault_id, "kind": kind})
 
 

@@ -253,6 +253,28 @@ def set_account_status(conn: apsw.Connection, account_id: str, status: str,
                  " WHERE account_id = ?", (status, removed_at, account_id))
 
 
+def account_id_like(conn: apsw.Connection, account_id: str) -> str | None:
+    """An onboarded account whose id equals ``account_id`` but for case, if any."""
+    for (other,) in conn.execute("SELECT account_id FROM accounts WHERE lower(account_id) ="
+                                 " lower(?)", (account_id,)):
+        if other != account_id and other.casefold() == account_id.casefold():
+            return str(other)
+    return None
+
+
+def add_status_change(conn: apsw.Connection, account_id: str, seq: int, at: int,
+                      status: str) -> None:
+    conn.execute("INSERT INTO account_status_changes (account_id, seq, at, status)"
+                 " VALUES (?, ?, ?, ?)", (account_id, seq, at, status))
+
+
+def status_changes(conn: apsw.Connection, account_id: str) -> list[tuple[int, str]]:
+    """(at, status) of each pause, resume and removal of the account, in order."""
+    return [(at, status) for at, status in conn.execute(
+        "SELECT at, status FROM account_status_changes WHERE account_id = ? ORDER BY seq",
+        (account_id,))]
+
+
 def save_account_money(conn: apsw.Connection,
                        rows: Iterable[tuple[str, str, str, str]]) -> None:
     """(cash, realized_pnl, commissions, account_id) for each changed account."""
