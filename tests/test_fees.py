@@ -73,11 +73,11 @@ def quarter(setup_vault) -> Home:  # type: ignore[no-untyped-def]
             home.ok("follower", "remove", "D", "--at", "2026-11-10T12:00:00Z")
         home.ok("signals", "ingest", home.write("s.json", signals("V", ts(day), [
             ("AAA", score, None)])))
-        home.ok("cycle", "run", "--at", ts(day))
+        home.ok("cycle", "run", "--at", ts(day), "--allow-future")
         if day in ("2026-10-20", "2026-11-20", "2026-12-20"):
             month = day[:7]
             end = {"2026-10": "2026-11-01", "2026-11": "2026-12-01", "2026-12": "2027-01-01"}
-            home.ok("fees", "run", "--period", month, "--at", ts(end[month]))
+            home.ok("fees", "run", "--period", month, "--at", ts(end[month]), "--allow-future")
     return home
 
 
@@ -144,10 +144,12 @@ def test_shadow_followers_are_not_billed_but_see_what_they_would_owe(quarter: Ho
 def test_billing_twice_changes_nothing_and_unfinished_periods_are_refused(quarter: Home
                                                                           ) -> None:
     before = (quarter.root / "memory" / "fee_ledger.jsonl").read_bytes()
-    again = quarter.vanta("fees", "run", "--period", "2026-11", "--at", ts("2027-01-02"))
+    again = quarter.vanta("fees", "run", "--period", "2026-11",
+                          "--at", ts("2027-01-02"), "--allow-future")
     assert again.code == 1 and "already billed" in again.err
     assert (quarter.root / "memory" / "fee_ledger.jsonl").read_bytes() == before
-    early = quarter.vanta("fees", "run", "--period", "2027-01", "--at", ts("2027-01-15"))
+    early = quarter.vanta("fees", "run", "--period", "2027-01",
+                          "--at", ts("2027-01-15"), "--allow-future")
     assert early.code == 1 and "cannot be billed" in early.err
     assert quarter.vanta("fees", "run", "--period", "2027-13").code == 2
 
@@ -170,18 +172,18 @@ def test_statement_shows_pnl_and_fees_side_by_side(quarter: Home) -> None:
 
 def test_payments_and_a_reversal_that_nets_to_zero(quarter: Home) -> None:
     quarter.ok("fees", "paid", "A/2026-12/1", "--ref", "wire 1", "--amount", "500",
-               "--at", ts("2027-01-05"))
+               "--at", ts("2027-01-05"), "--allow-future")
     doc = statement(quarter, "A", "2026-12")
     assert (doc["ledger"]["due"], doc["ledger"]["paid"], doc["ledger"]["outstanding"]) == (
         "2000.00", "500.00", "1500.00")
     assert quarter.vanta("fees", "paid", "A/2026-12/1", "--ref", "x", "--amount", "1600",
-                         "--at", ts("2027-01-06")).code == 1
+                         "--at", ts("2027-01-06"), "--allow-future").code == 1
     # reversing an entry that a later one depends on is refused; last-first works
     refused = quarter.vanta("fees", "reverse", "A/2026-11/1", "--reason", "r",
-                            "--at", ts("2027-01-06"))
+                            "--at", ts("2027-01-06"), "--allow-future")
     assert refused.code == 1 and "A/2026-12/1" in refused.err
     quarter.ok("fees", "reverse", "A/2026-12/1", "--reason", "price corrected",
-               "--at", ts("2027-01-06"))
+               "--at", ts("2027-01-06"), "--allow-future")
     doc = statement(quarter, "A", "2026-12")
     assert doc["ledger"]["due"] == "0.00"
     assert doc["ledger"]["outstanding"] == "-500.00"  # a credit: 500 was paid
@@ -190,7 +192,7 @@ def test_payments_and_a_reversal_that_nets_to_zero(quarter: Home) -> None:
         ("A/2026-12/1/reversal", "A/2026-12/1", "-2000.00")]
     assert quarter.vanta("fees", "reverse", "A/2026-12/1", "--reason", "again").code == 1
     # the reversed follower-period can be billed again: same inputs, a new entry
-    quarter.ok("fees", "run", "--period", "2026-12", "--at", ts("2027-01-07"))
+    quarter.ok("fees", "run", "--period", "2026-12", "--at", ts("2027-01-07"), "--allow-future")
     assert entry(quarter, "A", "2026-12")["entry_id"] == "A/2026-12/2"
     pnl = quarter.memory("pnl_summary.json")
     billed = {a["account_id"]: a["fees_billed"] for a in pnl["accounts"]}
@@ -210,7 +212,7 @@ def test_fee_tables_are_append_only(quarter: Home) -> None:
 
 
 def test_pnl_summary_matches_portfolio(quarter: Home) -> None:
-    quarter.ok("emit", "--at", ts("2026-12-25"))
+    quarter.ok("emit", "--at", ts("2026-12-25"), "--allow-future")
     pnl = quarter.memory("pnl_summary.json")
     portfolio = quarter.memory("portfolio.json")
     equity = {a["account_id"]: a["equity"] for a in portfolio["accounts"]}
@@ -230,21 +232,25 @@ def test_a_skipped_month_must_be_billed_first(setup_vault) -> None:  # type: ign
     home.ok("onboard", home.write("a.json", packet("A", "10000", HYBRID)),
             "--at", ts("2026-10-01"))
     home.ok("fees", "run", "--period", "2026-10", "--at", ts("2026-11-01"))
-    skipped = home.vanta("fees", "run", "--period", "2026-12", "--at", ts("2027-01-01"))
+    skipped = home.vanta("fees", "run", "--period", "2026-12",
+                         "--at", ts("2027-01-01"), "--allow-future")
     assert skipped.code == 1 and "not billed for 2026-11" in skipped.err
     # the scheduler bills every ended month still open, oldest first
-    out = home.ok("run", "--once", "--at", ts("2027-01-01")).out
+    out = home.ok("run", "--once", "--at", ts("2027-01-01"), "--allow-future").out
     assert out.index("fees 2026-11") < out.index("fees 2026-12")
     assert [e["period"] for e in ledger(home)] == ["2026-10", "2026-11", "2026-12"]
 
 
 def test_a_fee_paid_before_a_reversal_is_not_collected_again(quarter: Home) -> None:
-    quarter.ok("fees", "paid", "C/2026-11/1", "--ref", "w1", "--at", ts("2027-01-02"))
-    quarter.ok("fees", "reverse", "C/2026-12/1", "--reason", "r", "--at", ts("2027-01-03"))
-    quarter.ok("fees", "reverse", "C/2026-11/1", "--reason", "r", "--at", ts("2027-01-03"))
-    quarter.ok("fees", "run", "--period", "2026-11", "--at", ts("2027-01-04"))
+    quarter.ok("fees", "paid", "C/2026-11/1", "--ref", "w1",
+               "--at", ts("2027-01-02"), "--allow-future")
+    quarter.ok("fees", "reverse", "C/2026-12/1", "--reason", "r",
+               "--at", ts("2027-01-03"), "--allow-future")
+    quarter.ok("fees", "reverse", "C/2026-11/1", "--reason", "r",
+               "--at", ts("2027-01-03"), "--allow-future")
+    quarter.ok("fees", "run", "--period", "2026-11", "--at", ts("2027-01-04"), "--allow-future")
     again = quarter.vanta("fees", "paid", "C/2026-11/2", "--ref", "w2", "--at",
-                          ts("2027-01-05"))
+                          ts("2027-01-05"), "--allow-future")
     assert again.code == 1 and "owes nothing" in again.err
     doc = statement(quarter, "C", "2026-11")
     assert (doc["ledger"]["due"], doc["ledger"]["paid"], doc["ledger"]["outstanding"]) == (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vanta_box.cli.common import at_option, engine, parse_at, write_state
+from vanta_box.cli.common import at_option, engine, parse_at, parse_decimal, write_state
 
 
 @click.group()
@@ -75,14 +75,10 @@ def fees_paid(ctx: click.Context, entry_id: str, ref: str, amount: str | None,
     Example:
         vanta fees paid F1042/2026-11/1 --ref "wire 7731" --at 2026-12-05T00:00:00Z
     """
-    from vanta_box.core.errors import InputError
-    from vanta_box.core.money import D, MoneyError, fmt_cents
+    from vanta_box.core.money import fmt_cents
     from vanta_box.service.fees import fees_paid_command
 
-    try:
-        value = D(amount) if amount is not None else None
-    except MoneyError as exc:
-        raise InputError(str(exc), field="--amount") from None
+    value = parse_decimal(amount, "--amount") if amount is not None else None
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
         result = eng.run(fees_paid_command(eng, entry_id, ref, value, ts))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from vanta_box.cli.common import at_option, echo_warnings, engine, home_of, parse_at, write_state
+from vanta_box.cli.common import (
+    at_option,
+    echo_warnings,
+    engine,
+    home_of,
+    parse_at,
+    parse_decimal,
+    write_state,
+)
 
 
 @click.command()
@@ -203,8 +211,7 @@ def overlay_set(ctx: click.Context, vault_id: str, flip: bool, boost: str | None
         vanta overlay set V_CORE --boost aggressive=1.5 --ttl 2d
     """
     from vanta_box.core.errors import InputError
-    from vanta_box.core.money import D, MoneyError
-    from vanta_box.core.timeutil import TimeError, parse_duration
+    from vanta_box.core.timeutil import TimeError, check_ts, parse_duration
     from vanta_box.service.setup import overlay_set_command
 
     chosen = [name for name, on in (("flip", flip), ("boost", boost is not None),
@@ -218,14 +225,15 @@ def overlay_set(ctx: click.Context, vault_id: str, flip: bool, boost: str | None
     persona, factor = "", None
     if boost is not None:
         persona, sep, k = boost.partition("=")
-        try:
-            if not sep or not persona:
-                raise MoneyError("expected PERSONA=K")
-            factor = D(k)
-        except MoneyError:
-            raise InputError(f"expected PERSONA=K with a number K, got {boost!r}",
-                             field="--boost") from None
+        if not sep or not persona:
+            raise InputError(f"expected PERSONA=K with a number K, got {boost[:40]!r}",
+                             field="--boost")
+        factor = parse_decimal(k, "--boost")
     ts = parse_at(at)
+    try:
+        check_ts(ts + ttl_us, "the overlay's expiry (--at + --ttl)")
+    except TimeError as exc:
+        raise InputError(str(exc), field="--ttl") from None
     with engine(ctx) as (eng, home):
         eng.run(overlay_set_command(eng, vault_id, chosen[0], ttl_us, ts, persona, factor))
         write_state(eng, home, ts)

@@ -42,6 +42,11 @@ class MoneyError(ValueError):
     """A value that is not an exact finite decimal."""
 
 
+def _brief(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 42 else text[:40] + "…"
+
+
 def D(value: object) -> Decimal:
     """Convert a string, int or Decimal to Decimal. Floats and bools are refused."""
     if isinstance(value, Decimal):
@@ -49,7 +54,7 @@ def D(value: object) -> Decimal:
             raise MoneyError(f"not a finite number: {value}")
         return value
     if isinstance(value, (bool, float)):
-        raise MoneyError(f"refusing a binary float or bool as money: {value!r}")
+        raise MoneyError(f"refusing a binary float or bool as money: {_brief(value)}")
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):
@@ -57,11 +62,40 @@ def D(value: object) -> Decimal:
         try:
             result = Decimal(text)
         except decimal.InvalidOperation:
-            raise MoneyError(f"not a decimal number: {value!r}") from None
+            raise MoneyError(f"not a decimal number: {_brief(value)}") from None
         if not result.is_finite():
-            raise MoneyError(f"not a finite number: {value!r}")
+            raise MoneyError(f"not a finite number: {_brief(value)}")
         return result
-    raise MoneyError(f"not a decimal number: {value!r}")
+    raise MoneyError(f"not a decimal number: {_brief(value)}")
+
+
+# SPEC §6 input bounds: what the border accepts (files, options). Inside, computed values
+# (60-digit weights) go through ``D`` alone.
+MAX_DIGITS = 38
+MAX_MAGNITUDE = Decimal("1e15")
+MIN_MAGNITUDE = Decimal("1e-18")
+MIN_LOT_STEP = Decimal("1e-12")
+BOUNDS = "must be 0 or between 1e-18 and 1e15 in absolute value"
+
+
+def bounded(value: Decimal) -> Decimal:
+    """``value`` if it is within the input bounds, else MoneyError. No arithmetic is done
+    (a value like 1e9999999 would overflow the context): only its digits and exponent are
+    looked at, so the check is cheap and exact."""
+    if value.is_zero():
+        # 0e-9999999 is 0; keep the exponent only when it is an ordinary one ("0.00")
+        return value if -MAX_DIGITS <= value.adjusted() <= MAX_DIGITS else ZERO
+    digits = len(value.as_tuple().digits)
+    if digits > MAX_DIGITS:
+        raise MoneyError(f"has {digits} significant digits (at most {MAX_DIGITS})")
+    if not MIN_MAGNITUDE <= value.copy_abs() <= MAX_MAGNITUDE:
+        raise MoneyError(BOUNDS)
+    return value
+
+
+def parse_bounded(value: object) -> Decimal:
+    """``D`` plus the input bounds: the one conversion of a decimal read at the border."""
+    return bounded(D(value))
 
 
 def fmt(value: Decimal) -> str:
@@ -85,15 +119,8 @@ def round_cents(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-
-
 def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     """Largest multiple of ``step`` not further from zero than ``value`` (exact)."""
     if step <= 0:
         raise MoneyError(f"lot step must be positive, got {fmt(step)}")
     return (value // step) * step
-
-
-
-
-

@@ -19,6 +19,13 @@ _DURATION = re.compile(r"(\d+)([wdhms])")
 _DURATION_FULL = re.compile(r"(?:\d+[wdhms])+")
 _DURATION_UNITS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
+# SPEC §6 bounds: timestamps from 1970-01-01 up to the end of 9999, durations up to 100
+# years (of 365.25 days).
+MIN_TS = 0
+END_TS = 253_402_300_800 * US  # 10000-01-01T00:00:00Z, exclusive
+MAX_DURATION_US = 36_525 * DAY_US
+_EXAMPLE = "expected UTC ISO-8601, e.g. 2026-11-01T00:00:00Z"
+
 
 class TimeError(ValueError):
     pass
@@ -35,12 +42,17 @@ def to_datetime(ts: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ts)
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """``repr`` of a user's text, cut short: an error message stays one short line."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def parse_ts(text: object) -> int:
     """Parse an ISO-8601 timestamp. ``Z`` or an offset; no zone means UTC; a bare date
     means midnight UTC."""
     if not isinstance(text, str) or not text.strip():
-        raise TimeError(
-            f"not a timestamp: {text!r} (expected UTC ISO-8601, e.g. 2026-11-01T00:00:00Z)")
+        shown_text = shown(text) if isinstance(text, str) else repr(text)[:40]
+        raise TimeError(f"not a timestamp: {shown_text} ({_EXAMPLE})")
     raw = text.strip()
     candidate = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
@@ -50,10 +62,29 @@ def parse_ts(text: object) -> int:
         else:
             moment = datetime.fromisoformat(candidate)
     except ValueError:
-        raise TimeError(
-            f"not a timestamp: {raw!r} (expected UTC ISO-8601, e.g. 2026-11-01T00:00:00Z)"
-        ) from None
-    return from_datetime(moment)
+        raise TimeError(f"not a timestamp: {shown(raw)} ({_EXAMPLE})") from None
+    try:
+        return from_datetime(moment)
+    except OverflowError:  # an offset pushed 9999-12-31 past the last year (or 0001 before)
+        raise TimeError(f"timestamp {shown(raw)} is not between the years 1970 and 9999"
+                        ) from None
+
+
+def check_ts(ts: int, what: str = "timestamp") -> int:
+    """``ts`` if it lies in the years 1970 to 9999 (SPEC §6), else TimeError."""
+    if not MIN_TS <= ts < END_TS:
+        raise TimeError(f"{what} must be between the years 1970 and 9999")
+    return ts
+
+
+def parse_input_ts(text: object) -> int:
+    """``parse_ts`` plus the bounds: how the border (files, --at) reads a timestamp."""
+    ts = parse_ts(text)
+    try:
+        return check_ts(ts)
+    except TimeError:
+        raise TimeError(f"timestamp {shown(str(text).strip())} is not between the years "
+                        "1970 and 9999") from None
 
 
 def fmt_ts(ts: int) -> str:
@@ -64,14 +95,21 @@ def fmt_ts(ts: int) -> str:
 
 
 def parse_duration(text: str) -> int:
-    """``90s``, ``30m``, ``6h``, ``2d``, ``1w`` or combinations (``1h30m``) -> microseconds."""
+    """``90s``, ``30m``, ``6h``, ``2d``, ``1w`` or combinations (``1h30m``) -> microseconds,
+    at most 100 years (SPEC §6)."""
     raw = text.strip().replace(" ", "").lower()
     if not _DURATION_FULL.fullmatch(raw):
-        raise TimeError(f"not a duration: {text!r} (examples: 90s, 30m, 6h, 2d, 1w, 1h30m)")
-    total = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION.findall(raw))
+        raise TimeError(f"not a duration: {shown(text)} (examples: 90s, 30m, 6h, 2d, 1w, 1h30m)")
+    parts = _DURATION.findall(raw)
+    # 15 digits of any unit is already far beyond 100 years: no huge int is ever built
+    if any(len(n.lstrip("0")) > 15 for n, _unit in parts):
+        raise TimeError(f"duration {shown(text)} is longer than 100 years")
+    total = sum(int(n) * _DURATION_UNITS[unit] for n, unit in parts) * US
     if total <= 0:
-        raise TimeError(f"duration must be positive: {text!r}")
-    return total * US
+        raise TimeError(f"duration must be positive: {shown(text)}")
+    if total > MAX_DURATION_US:
+        raise TimeError(f"duration {shown(text)} is longer than 100 years")
+    return total
 
 
 def day_of(ts: int) -> date:
@@ -86,10 +124,13 @@ def parse_period(text: str) -> tuple[int, int]:
     """``YYYY-MM`` -> (start, end) moments of that UTC calendar month, end exclusive."""
     match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
     if not match:
-        raise TimeError(f"not a period: {text!r} (expected YYYY-MM, e.g. 2026-11)")
+        raise TimeError(f"not a period: {shown(text)} (expected YYYY-MM, e.g. 2026-11)")
     year, month = int(match.group(1)), int(match.group(2))
     if not 1 <= month <= 12 or year < 1970:
-        raise TimeError(f"not a period: {text!r} (expected YYYY-MM, e.g. 2026-11)")
+        raise TimeError(f"not a period: {shown(text)} (expected YYYY-MM, e.g. 2026-11)")
+    if (year, month) == (9999, 12):  # it would end in the year 10000, beyond every bound
+        raise TimeError(f"period {text.strip()} ends after the year 9999 (the last period is "
+                        "9999-11)")
     start = day_start(date(year, month, 1))
     end = day_start(date(year + 1, 1, 1) if month == 12 else date(year, month + 1, 1))
     return start, end

@@ -19,6 +19,7 @@ from vanta_box.inputs.common import (
     ID_PATTERN,
     SYMBOL_PATTERN,
     Dec,
+    LotStep,
     NonNeg,
     Pos,
     Strict,
@@ -32,7 +33,7 @@ from vanta_box.inputs.common import (
 class InstrumentIn(Strict):
     symbol: StrictStr = Field(pattern=SYMBOL_PATTERN)
     asset_class: Literal["equity", "crypto"]
-    lot_step: Pos = ONE
+    lot_step: LotStep = ONE
     min_notional: NonNeg = ZERO
 
 
@@ -112,10 +113,19 @@ def parse_prices(
         if not isinstance(data, list):
             raise InputError("expected a JSON list of {symbol, ts, price}", source=path)
         return _check_prices(((f"[{i}]", item) for i, item in enumerate(data)), path, known)
+    return _check_prices(_csv_rows(path, text), path, known)
+
+
+def _csv_rows(path: str, text: str) -> list[tuple[str, Any]]:
     reader = csv.reader(io.StringIO(text))
+    try:
+        records = list(reader)
+    except csv.Error as exc:  # e.g. a field longer than the csv module's limit
+        raise InputError(f"not CSV: {exc}", source=path,
+                         field=f"line {reader.line_num}") from None
     rows: list[tuple[str, Any]] = []
     columns = ["symbol", "ts", "price"]
-    for line_no, record in enumerate(reader, start=1):
+    for line_no, record in enumerate(records, start=1):
         if not record or all(not cell.strip() for cell in record):
             continue
         cells = [cell.strip() for cell in record]
@@ -129,7 +139,7 @@ def parse_prices(
             )
         row = dict(zip(columns, cells, strict=True))
         rows.append((f"line {line_no}", {k: row[k] for k in ("symbol", "ts", "price")}))
-    return _check_prices(rows, path, known)
+    return rows
 
 
 def load_prices(path: str, known: Mapping[str, Instrument]) -> list[PricePoint]:

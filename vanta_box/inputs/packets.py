@@ -10,7 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from vanta_box.core.errors import InputError
 from vanta_box.core.money import ONE
@@ -41,6 +49,13 @@ class PaperBrokerIn(Strict):
     starting_cash: NonNeg
     slippage_bps: NonNeg | None = None
     commission_bps: NonNeg | None = None
+
+    @field_validator("slippage_bps", "commission_bps")
+    @classmethod
+    def _below_100_percent(cls, value: Any) -> Any:
+        if value is not None and value >= 10000:
+            raise ValueError("must be below 10000 basis points")
+        return value
 
 
 class AlpacaBrokerIn(Strict):
