@@ -220,7 +220,8 @@ def test_verify_changes_no_byte_of_the_file_its_wal_or_shm(copy: Path) -> None:
     writer.commit()
     pending = _files(copy)
     assert pending["-wal"]
-    code, out = verify(copy)
+    result = run_vanta("audit", "verify", "--db", str(copy), "--with-wal")
+    code, out = result.code, result.out + result.err
     after = _files(copy)
     writer.close()
     assert after == pending  # verify read a private copy of the file and its WAL

@@ -22,8 +22,28 @@ def _database(ctx: click.Context, db_file: str | None) -> Path:
     return homes.require(home_of(ctx)).db_path
 
 
+def _own_wal(db_file: str | None, with_wal: bool) -> bool:
+    """The home's own database is read with its WAL (it holds the latest commits after a
+    crash); a file handed over (--db) is read alone unless --with-wal."""
+    return with_wal or db_file is None
+
+
+def _wal_said(path: Path, with_wal: bool) -> None:
+    """On stderr, how a WAL beside the file is treated (nothing when there is none)."""
+    from vanta_box.store import db
+
+    note = db.wal_note(path, with_wal)
+    if note:
+        click.echo(f"note: {path}: {note}", err=True)
+
+
 db_option = click.option("--db", "db_file", metavar="FILE", default=None,
                          help="The database file (default: the home's vanta.db).")
+wal_option = click.option(
+    "--with-wal", "with_wal", is_flag=True,
+    help="Also read the FILE-wal beside a --db file (default: the main file alone; a WAL "
+         "beside it is not part of the file handed over, and is named if present). The "
+         "home's own database is always read with its WAL.")
 
 
 @click.group()
@@ -33,8 +53,9 @@ def audit() -> None:
 
 @audit.command("digest")
 @db_option
+@wal_option
 @click.pass_context
-def audit_digest(ctx: click.Context, db_file: str | None) -> None:
+def audit_digest(ctx: click.Context, db_file: str | None, with_wal: bool) -> None:
     """Print the journal digest SEQ:HEX (publish it; verify against it later).
 
     \b
@@ -44,8 +65,10 @@ def audit_digest(ctx: click.Context, db_file: str | None) -> None:
     from vanta_box.store import db, journal
 
     path = _database(ctx, db_file)
-    with db.open_readonly(path) as conn:
+    with_wal = _own_wal(db_file, with_wal)
+    with db.open_readonly(path, with_wal=with_wal) as conn:
         db.require_journal(conn, path)
+        _wal_said(path, with_wal)
         click.echo(str(journal.head(conn)))
 
 
@@ -54,11 +77,14 @@ def audit_digest(ctx: click.Context, db_file: str | None) -> None:
 @click.option("--digest", "digests", multiple=True, metavar="SEQ:HEX",
               help="A digest published earlier (repeatable).")
 @click.option("--no-replay", is_flag=True, help="Skip the replay (schema, chain, digests only).")
+@wal_option
 @click.pass_context
 def audit_verify(ctx: click.Context, db_file: str | None, digests: tuple[str, ...],
-                 no_replay: bool) -> None:
-    """Check a database file read-only: schema and triggers against the migrations, the
-    whole hash chain, every given digest, and that replay reproduces every projection.
+                 no_replay: bool, with_wal: bool) -> None:
+    """Check a database file read-only: SQLite's integrity check, schema and triggers
+    against the migrations, the whole hash chain and canonical payloads, every given
+    digest, and that replay reproduces every projection. The main file alone unless
+    --with-wal; the verdict says which.
 
     Exit 0 when all holds; exit 1 naming the first bad row and what is wrong.
 
@@ -71,7 +97,7 @@ def audit_verify(ctx: click.Context, db_file: str | None, digests: tuple[str, ..
 
     wanted = [parse_digest(d) for d in digests]
     report = verify(_database(ctx, db_file), wanted, with_replay=not no_replay,
-                    progress=progress)
+                    with_wal=_own_wal(db_file, with_wal), progress=progress)
     for line in describe(report):
         click.echo(line)
     if not report.ok:
@@ -109,11 +135,12 @@ def audit_export(ctx: click.Context, out: str) -> None:
 @click.option("--db", "db_file", metavar="FILE", required=True, help="The database file.")
 @click.option("--out", "out", metavar="FILE", default=None,
               help="Keep the rebuilt database here (default: a temporary file).")
+@wal_option
 @click.pass_context
-def replay(ctx: click.Context, db_file: str, out: str | None) -> None:
+def replay(ctx: click.Context, db_file: str, out: str | None, with_wal: bool) -> None:
     """Rebuild every projection from the journal's inputs into a new file and report, table
     by table, whether it is identical (exit 1 if not). Venues are never asked again: their
-    fills are taken from the journal.
+    fills are taken from the journal. The main file alone unless --with-wal.
 
     \b
     Example:
@@ -130,8 +157,10 @@ def replay(ctx: click.Context, db_file: str, out: str | None) -> None:
         raise InputError(f"{out} already exists: choose a new file", field="--out")
     if out and not Path(out).resolve().parent.is_dir():
         raise InputError(f"{Path(out).parent}: no such directory", field="--out")
-    with db.open_readonly(source) as conn, tempfile.TemporaryDirectory() as tmp:
+    with db.open_readonly(source, with_wal=with_wal) as conn, \
+            tempfile.TemporaryDirectory() as tmp:
         db.require_journal(conn, source)
+        _wal_said(source, with_wal)
         target = Path(out) if out else Path(tmp) / "replayed.db"
         report = run_replay(conn, target, progress)
     click.echo(f"replayed {report.commands:,} commands into {out or 'a temporary file'}: "
@@ -147,8 +176,9 @@ def replay(ctx: click.Context, db_file: str, out: str | None) -> None:
     for table, verdict in report.tables.items():
         click.echo(f"{table}: {verdict}")
     click.echo("identical" if report.identical else "NOT identical")
-    if not report.identical and report.version_note():
-        click.echo(report.version_note())
+    note = report.version_note()
+    if note:
+        click.echo(note)
     if not report.identical:
         raise CheckFailed("replay does not reproduce the file")
 

@@ -1,24 +1,32 @@
 """Static HTML reports: an overview, a page per vault, a statement page per follower (that
 follower's data only), the fee ledger. Templates only format; everything they show is
 computed here. Autoescape is on, so a label or a reason can never inject markup.
+
+The database may be anyone's (``vanta report --db``): page names are made from its ids
+safely (``page_stem``), every page is computed before the first is written, and none is
+written outside the output directory.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from vanta_box import __version__
+from vanta_box.core.errors import InputError
 from vanta_box.core.money import fmt_cents, round_cents
-from vanta_box.core.timeutil import day_of, fmt_ts
+from vanta_box.core.timeutil import day_of, fmt_ts, parse_ts
 from vanta_box.reports import state
 from vanta_box.reports.files import write_atomic
 from vanta_box.resources import templates_dir
 from vanta_box.service import fees, statement
 from vanta_box.store import journal, repo
-from vanta_box.store.db import Connection
+from vanta_box.store.db import Connection, open_readonly, require_journal
 
 
 def cents(value: str | None) -> str:
@@ -47,10 +55,13 @@ def _environment() -> Any:
 
 
 def months(first: date, last: date) -> list[str]:
-    out, month = [], first.replace(day=1)
-    while month <= last:
-        out.append(f"{month.year:04d}-{month.month:02d}")
-        month = (month + timedelta(days=32)).replace(day=1)
+    """The calendar months from ``first``'s to ``last``'s, as YYYY-MM (the last period is
+    9999-11: the next would end in the year 10000)."""
+    out = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month) and (year, month) <= (9999, 11):
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     return out
 
 
@@ -59,18 +70,121 @@ def last_event_time(conn: Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+# A page is named after an id from the database, which may be anyone's file: the id itself
+# when it looks like the ids vanta-box makes (upper case, digits, '_' and '-', short, not
+# a name Windows reserves), else a slug, a dot and 32 hex digits of the id's SHA-256. So a
+# name never holds a separator, '..' or a drive, and no two ids share one, even on a
+# case-insensitive disk (a plain name has no lower case letter and no dot; a hashed one has
+# a dot).
+_PLAIN_ID = re.compile(r"[A-Z0-9_-]{1,64}")
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)),
+             *(f"LPT{n}" for n in range(10))}
+
+
+def page_stem(identifier: object) -> str:
+    if isinstance(identifier, str) and _PLAIN_ID.fullmatch(identifier) and (
+            identifier not in _RESERVED):
+        return identifier
+    text = identifier if isinstance(identifier, str) else repr(identifier)
+    slug = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-")[:40] or "id"
+    if slug.upper() in _RESERVED:
+        slug += "_"
+    digest = hashlib.sha256(repr(identifier).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{slug}.{digest[:32]}"
+
+
+def vault_page(vault_id: object) -> str:
+    return f"vault_{page_stem(vault_id)}.html"
+
+
+def follower_page(account_id: object) -> str:
+    return f"followers/{page_stem(account_id)}.html"
+
+
+def report_file(source: Path, out: Path, at: int | None, *,
+                with_wal: bool = False) -> list[Path]:
+    """``vanta report``'s work on a database file, read-only (the main file alone unless
+    ``with_wal``): the pages as of ``at``, else as of the journal's last event."""
+    with open_readonly(source, with_wal=with_wal) as conn:
+        require_journal(conn, source)
+        found = pages(conn, at if at is not None else last_moment(conn))
+    return write_pages(out, found)
+
+
+def last_moment(conn: Connection) -> int:
+    """The time of the journal's last event (what a report is valued at by default)."""
+    stamp = last_event_time(conn)
+    if stamp is None:
+        raise InputError("the journal is empty: nothing to report")
+    try:
+        return parse_ts(stamp)
+    except ValueError:
+        raise InputError(f"the journal's last event has no valid time ({stamp[:40]!r}): "
+                         "give --at") from None
+
+
 def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
+    """Write every page into ``out``: all of them are computed first, so a report that
+    cannot be made (exit 2) writes nothing, and no page is written outside ``out``."""
+    return write_pages(out, pages(conn, as_of))
+
+
+def pages(conn: Connection, as_of: int) -> dict[str, str]:
+    """Every page (relative name -> HTML) as of ``as_of``; InputError when the file's
+    content (or the moment) cannot be reported."""
+    try:
+        return _pages(conn, as_of)
+    except (ArithmeticError, LookupError, TypeError, ValueError) as exc:
+        raise InputError(f"cannot build the reports as of {_moment(as_of)}: "
+                         f"{type(exc).__name__}: {exc}") from None
+
+
+def _moment(as_of: int) -> str:
+    try:
+        return fmt_ts(as_of)
+    except (OverflowError, ValueError):
+        return f"{as_of} µs after 1970"
+
+
+def write_pages(out: Path, found: dict[str, str]) -> list[Path]:
+    root = out.resolve()
+    targets = []
+    for name, html in found.items():
+        path = out / name
+        resolved = path.resolve()
+        if not resolved.is_relative_to(root) or resolved == root:
+            raise InputError(f"{path} would be written outside {out} (a link?): nothing "
+                             "written", field="--out")
+        targets.append((path, html))
+    for path, html in targets:
+        write_atomic(path, html)
+    return [path for path, _html in targets]
+
+
+def _pages(conn: Connection, as_of: int) -> dict[str, str]:
     env = _environment()
-    digest = str(journal.head(conn))
-    common = {"as_of": fmt_ts(as_of), "digest": digest, "version": __version__}
-    written: list[Path] = []
+    common = {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)),
+              "version": __version__}
+    found: dict[str, str] = {}
+    folded: set[str] = set()
 
     def page(name: str, template: str, root: str = "", **context: Any) -> None:
-        html = env.get_template(template).render(**common, root=root, **context)
-        path = out / name
-        write_atomic(path, html)
-        written.append(path)
+        if name.lower() in folded:  # two vaults with one id: the file was not made by us
+            raise ValueError(f"two pages would be named {name}")
+        folded.add(name.lower())
+        found[name] = env.get_template(template).render(**common, root=root, **context)
 
+    _overview(conn, as_of, page)
+    _vaults(conn, as_of, page)
+    _followers(conn, as_of, page)
+    _fee_ledger(conn, page)
+    return found
+
+
+Page = Callable[..., None]
+
+
+def _overview(conn: Connection, as_of: int, page: Page) -> None:
     loaded = state.holdings(conn, as_of)
     pnl = state.pnl_doc(conn, as_of, loaded)
     portfolio = {a["account_id"]: a for a in state.portfolio_doc(conn, as_of, loaded)["accounts"]}
@@ -79,19 +193,24 @@ def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
     for v in pnl["vaults"]:
         last = repo.last_cycle(conn, v["vault_id"])
         vaults.append({**v, "label": rows[v["vault_id"]].config.get("label"),
-                       "last_cycle": last.cycle_id if last else None})
-    accounts = [{**a, **{k: portfolio[a["account_id"]][k] for k in ("role", "status", "cash")}}
+                       "last_cycle": last.cycle_id if last else None,
+                       "page": vault_page(v["vault_id"])})
+    accounts = [{**a, **{k: portfolio[a["account_id"]][k] for k in ("role", "status", "cash")},
+                 "page": follower_page(a["account_id"])}
                 for a in pnl["accounts"]]
     page("index.html", "index.html", vaults=vaults, accounts=accounts)
 
+
+def _vaults(conn: Connection, as_of: int, page: Page) -> None:
     allocations = {a["vault_id"]: a for a in state.allocation_doc(conn, as_of)["vaults"]}
     overlays = state.overlay_doc(conn, as_of)["overlays"]
-    for vault_id, row in rows.items():
+    for row in repo.vault_rows(conn):
+        vault_id = row.vault_id
         alloc = allocations[vault_id]
         cycles = [c for c in conn.execute(
             "SELECT cycle_id, status, vault_status, nav, peak_nav FROM cycles"
             " WHERE vault_id = ? AND at <= ? ORDER BY at DESC", (vault_id, as_of))]
-        page(f"vault_{vault_id}.html", "vault.html",
+        page(vault_page(vault_id), "vault.html",
              vault={"vault_id": vault_id, "label": row.config.get("label"),
                     "status": row.status, "personas": row.config.get("personas", [])},
              allocation={"cycle_id": alloc["cycle_id"],
@@ -102,19 +221,43 @@ def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
              cycles=[{"cycle_id": c[0], "status": c[1], "vault_status": c[2], "nav": c[3],
                       "peak_nav": c[4]} for c in cycles])
 
-    end = day_of(as_of)
+
+def horizon(conn: Connection, as_of: int) -> int:
+    """``as_of``, or the file's last moment (its last event or price) if that is earlier:
+    monthly statements stop there, since a later month would only repeat it (and an --at
+    in the year 9999 would otherwise ask for ninety thousand of them)."""
+    last = last_event_time(conn)
+    moments = [parse_ts(last)] if last is not None else []
+    newest = conn.execute("SELECT max(ts) FROM prices").fetchone()
+    if newest is not None and newest[0] is not None:
+        moments.append(int(newest[0]))
+    return min(as_of, max(moments, default=as_of))
+
+
+# A follower's page holds at most this many monthly statements (a century).
+MAX_STATEMENTS = 1200
+
+
+def _followers(conn: Connection, as_of: int, page: Page) -> None:
+    end = day_of(horizon(conn, as_of))
     for acct in repo.accounts(conn):
         if acct.role != "follower":
             continue
-        statements = [statement.build(conn, acct.account_id, period)
-                      for period in months(day_of(acct.onboarded_at), end)]
-        page(f"followers/{acct.account_id}.html", "follower.html", root="../",
+        periods = months(day_of(acct.onboarded_at), end)
+        if len(periods) > MAX_STATEMENTS:
+            raise ValueError(f"{acct.account_id!r:.60}'s page would hold {len(periods):,} monthly "
+                             f"statements, {periods[0]} to {periods[-1]} (at most "
+                             f"{MAX_STATEMENTS:,})")
+        statements = [statement.build(conn, acct.account_id, period) for period in periods]
+        page(follower_page(acct.account_id), "follower.html", root="../",
              account={"account_id": acct.account_id, "vault_id": acct.vault_id,
                       "mode": acct.mode, "status": acct.status,
                       "onboarded_at": fmt_ts(acct.onboarded_at),
                       "shadow": acct.mode == "shadow"},
              statements=list(reversed(statements)))
 
+
+def _fee_ledger(conn: Connection, page: Page) -> None:
     entries = [{"entry_id": e.entry_id, "kind": e.kind, "account_id": e.account_id,
                 "period": e.period, "fee_type": e.fee_type,
                 "realized_pnl": fmt_cents(e.realized_pnl), "carry_in": fmt_cents(e.carry_in),
@@ -123,4 +266,3 @@ def render(conn: Connection, out: Path, as_of: int) -> list[Path]:
                 "paid": fmt_cents(fees.paid_total(conn, e.entry_id)), "reason": e.reason}
                for e in repo.fee_entries(conn)]
     page("fees.html", "fees.html", entries=entries)
-    return written

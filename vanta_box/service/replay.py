@@ -106,19 +106,25 @@ class ReplayReport:
     chain_intact: bool | None = None  # checked here (None: the caller had verified it)
 
     def version_note(self) -> str | None:
-        from vanta_box import __version__
-
-        other = sorted(v for v in self.versions if v != __version__)
-        if not other:
-            return None
-        return (f"note: this file was written by vanta-box {', '.join(other)}; this is "
-                f"{__version__}: a difference may come from the version, not from tampering")
+        return version_note(self.versions)
 
     @property
     def identical(self) -> bool:
         return (self.journal_divergence is None
                 and self.journal_length[0] == self.journal_length[1]
                 and all(v == "identical" for v in self.tables.values()))
+
+
+def version_note(versions: set[str]) -> str | None:
+    """What to tell an auditor whose vanta-box is not the one that ran the commands
+    (said whether or not anything differs: the versions are part of what was verified)."""
+    from vanta_box import __version__
+
+    other = sorted(v for v in versions if v != __version__)
+    if not other:
+        return None
+    return (f"note: this file was written by vanta-box {', '.join(other)}; this is "
+            f"{__version__}: a difference may come from the version, not from tampering")
 
 
 Row = JournalRow  # seq, ts, kind, payload, prev_hash, hash
@@ -168,6 +174,8 @@ def _answers(span: list[Row]) -> dict[str, Answer]:
     out: dict[str, Answer] = {}
     match = _PLAIN_FILL.fullmatch
     for _seq, _ts, kind, payload_json, _prev, _hash in span:
+        if payload_json.__class__ is not str:  # a BLOB: no answer (the command stops there)
+            continue
         plain = match(payload_json) if kind == "fill" else None
         if plain is not None:
             g = plain.groups()
@@ -443,7 +451,8 @@ def _count(conn: db.Connection) -> int:
 def _describe(row: tuple[Any, ...] | None) -> str:
     if row is None:
         return "(no row)"
-    return f"{row[2]} at {row[1]}: {row[3][:300]}"
+    payload = row[3] if isinstance(row[3], str) else f"{row[3]!r} (not text)"
+    return f"{row[2]} at {row[1]}: {payload[:300]}"
 
 
 def _zip_longest(a: Any, b: Any) -> Iterator[tuple[Any, Any]]:

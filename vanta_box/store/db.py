@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import apsw
 
@@ -26,6 +28,8 @@ BUSY_TIMEOUT_MS = 10_000
 
 Connection = apsw.Connection
 SQLError = apsw.Error
+FullError = apsw.FullError  # SQLITE_FULL: the disk (or the database's limit) is full
+DiskIOError = apsw.IOError  # SQLITE_IOERR: e.g. no room for the WAL or its index
 ConstraintError = apsw.ConstraintError
 
 
@@ -107,42 +111,126 @@ def require_journal(conn: apsw.Connection, path: Path | str) -> None:
 
 
 @contextmanager
-def open_readonly(path: Path | str) -> Iterator[apsw.Connection]:
-    with friendly_errors(path), _open_readonly(path) as conn:
+def open_readonly(path: Path | str, *, with_wal: bool = True) -> Iterator[apsw.Connection]:
+    """Open a database without changing a byte of it, its -wal or its -shm.
+
+    With ``with_wal`` a WAL beside it, if any, is copied with the file to a private
+    temporary directory (refused above ``wal_limit``, or when it is not a regular file)
+    and the copy is read. Without it, or when there is no WAL, the main file alone is
+    opened ``immutable``: SQLite takes no lock, writes nothing and does not read a WAL
+    beside it. The auditor's commands read the main file alone unless --with-wal: a WAL
+    found beside a file handed over is not part of it."""
+    with friendly_errors(path), _open_readonly(Path(path), with_wal) as conn:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         yield conn
 
 
-@contextmanager
-def _open_readonly(path: Path | str) -> Iterator[apsw.Connection]:
-    """Open a database without changing a byte of it (nor of its -wal / -shm files).
+# A WAL is only copied up to this size, or twice the database file's if that is more.
+WAL_COPY_MIN_LIMIT = 256 * 1024 * 1024
 
-    Without a pending WAL the file is opened ``immutable``: SQLite takes no lock and writes
-    nothing. With a non-empty WAL (a crashed writer), the database and its WAL are copied to
-    a private temporary directory and the copy is opened instead.
-    """
-    source = Path(path)
+
+@dataclass(frozen=True, slots=True)
+class WalState:
+    """What lies beside a database file as its ``-wal``."""
+
+    path: Path
+    kind: str  # "none", "empty", "wal" (a regular file with content) or "other"
+    size: int = 0
+
+
+def wal_beside(path: Path | str) -> WalState:
+    wal = Path(str(path) + "-wal")
+    try:
+        found = wal.lstat()
+    except FileNotFoundError:
+        return WalState(wal, "none")
+    except OSError:
+        return WalState(wal, "other")
+    if not stat.S_ISREG(found.st_mode):
+        return WalState(wal, "other")
+    return WalState(wal, "wal" if found.st_size else "empty", found.st_size)
+
+
+def wal_note(path: Path | str, with_wal: bool) -> str:
+    """What ``open_readonly(path, with_wal=...)`` reads, in words ("" when the file has no
+    WAL and none was asked for)."""
+    wal = wal_beside(path)
+    if wal.kind == "wal" and with_wal:
+        return f"read with its WAL, {wal.size:,} bytes, as --with-wal asks"
+    if wal.kind == "wal":
+        return (f"the main file alone: the WAL beside it ({wal.path.name}, {wal.size:,} "
+                "bytes) was not read; --with-wal reads it")
+    if wal.kind == "other":  # (with --with-wal, opening it is refused)
+        return "" if with_wal else (f"the main file alone: {wal.path.name} beside it is "
+                                    "not a regular file")
+    return "the file has no WAL to read" if with_wal else ""
+
+
+def wal_limit(database: Path) -> int:
+    return max(WAL_COPY_MIN_LIMIT, 2 * file_size(database))
+
+
+# How each file opened by ``open_readonly`` is opened again by another reader (forked
+# helpers, ATTACH): the same view of it, WAL or not.
+_REOPEN: dict[str, str] = {}
+
+
+@contextmanager
+def _open_readonly(source: Path, with_wal: bool) -> Iterator[apsw.Connection]:
     if not source.is_file():
-        raise Refused(f"{path}: no such database file")
-    wal = Path(str(source) + "-wal")
-    if wal.exists() and wal.stat().st_size > 0:
-        with tempfile.TemporaryDirectory(prefix="vanta-ro-") as tmp:
-            copy = Path(tmp) / "copy.db"
-            shutil.copyfile(source, copy)
-            shutil.copyfile(wal, Path(str(copy) + "-wal"))
+        raise Refused(f"{source}: no such database file")
+    wal = wal_beside(source)
+    if with_wal and wal.kind == "other":
+        raise InputError(f"{wal.path}: not a regular file, so not a WAL: it cannot be read "
+                         "(without --with-wal the main file is read alone)", field="--with-wal")
+    if with_wal and wal.kind == "wal":
+        with _private_copy(source, wal) as copy:
             conn = apsw.Connection(str(copy))
-            try:
+            with _reopened_as(conn, "file:" + _uri_path(copy) + "?mode=ro"):
+                conn.execute("PRAGMA query_only = ON")
                 yield conn
-            finally:
-                conn.close()
         return
     uri = "file:" + _uri_path(source) + "?immutable=1"
     conn = apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-    try:
+    with _reopened_as(conn, uri):
         conn.execute("PRAGMA query_only = ON")
         yield conn
+
+
+@contextmanager
+def _reopened_as(conn: apsw.Connection, uri: str) -> Iterator[None]:
+    _REOPEN[conn.filename] = uri
+    try:
+        yield
     finally:
+        _REOPEN.pop(conn.filename, None)
         conn.close()
+
+
+@contextmanager
+def _private_copy(source: Path, wal: WalState) -> Iterator[Path]:
+    """The file and at most ``wal_limit`` bytes of its WAL, copied where no one else
+    writes."""
+    limit = wal_limit(source)
+    if wal.size > limit:
+        raise InputError(f"{wal.path}: {wal.size:,} bytes, more than the {limit:,} a WAL "
+                         f"beside a {file_size(source):,}-byte database may have here: refused "
+                         "(without --with-wal the main file is read alone)", field="--with-wal")
+    with tempfile.TemporaryDirectory(prefix="vanta-ro-") as tmp:
+        copy = Path(tmp) / "copy.db"
+        shutil.copyfile(source, copy)
+        with wal.path.open("rb") as src, open(str(copy) + "-wal", "wb") as dst:
+            _copy_bytes(src, dst, wal.size)  # the size seen: a WAL growing meanwhile stops
+        yield copy
+
+
+def _copy_bytes(src: BinaryIO, dst: BinaryIO, count: int) -> None:
+    while count > 0:
+        chunk = src.read(min(count, 1 << 20))
+        if not chunk:
+            return
+        dst.write(chunk)
+        count -= len(chunk)
 
 
 def _uri_path(path: Path) -> str:
@@ -246,7 +334,12 @@ def identical_tables(conn: apsw.Connection, schema: str, original: str,
 
 def readonly_uri(filename: str) -> str:
     """A URI opening a file this process tree already has open read-only
-    (``open_readonly``'s immutable original, or its private copy with a WAL) again."""
+    (``open_readonly``'s immutable original, or its private copy with a WAL) again, with
+    the same view of it. Any other file is one this process has open itself (a home's
+    database): read-only, with its WAL when it has one."""
+    known = _REOPEN.get(filename)
+    if known:
+        return known
     wal = Path(filename + "-wal")
     mode = "mode=ro" if wal.exists() and wal.stat().st_size > 0 else "immutable=1"
     return "file:" + _uri_path(Path(filename)) + "?" + mode
