@@ -21,6 +21,9 @@ BEGIN
     SELECT RAISE(ABORT, 'account_status_changes is append-only: DELETE refused');
 END;
 
+-- Ids that differ only in case are refused at onboarding: found through this index.
+CREATE INDEX accounts_folded ON accounts (lower(account_id));
+
 -- Journal times are canonical (YYYY-MM-DDTHH:MM:SS[.ffffff]Z): whole seconds plus µs.
 INSERT INTO account_status_changes (account_id, seq, at, status)
 SELECT json_extract(payload, '$.account_id'), seq,

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -149,17 +148,7 @@ class Keystore:
         return [v for account in sorted(records) for v in self.get(account).values()]
 
     def _write(self, data: dict[str, object]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".keystore-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(data, handle, sort_keys=True, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from vanta_box.reports.files import write_atomic
+
+        write_atomic(self.path, json.dumps(data, sort_keys=True, indent=1), mode=0o600)
         os.chmod(self.path, 0o600)

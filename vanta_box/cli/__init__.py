@@ -64,10 +64,16 @@ _register()
 
 
 def main() -> None:
+    from vanta_box.cli.common import OUTPUT_FAILURES
     from vanta_box.core.errors import VantaError
 
+    OUTPUT_FAILURES.clear()
     try:
         cli.main(prog_name="vanta", standalone_mode=False)
+        if OUTPUT_FAILURES:
+            for message in OUTPUT_FAILURES:
+                click.echo(f"error: {message}", err=True)
+            sys.exit(3)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

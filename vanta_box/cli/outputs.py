@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from vanta_box.cli.common import at_option, engine, home_of, parse_at, write_state
+from vanta_box.cli.common import (
+    at_option,
+    engine,
+    home_of,
+    output_failed,
+    parse_at,
+    write_state,
+)
+
+if TYPE_CHECKING:
+    from vanta_box.home import Home
+    from vanta_box.service.engine import Engine
+
+
+def write_reports(eng: Engine, home: Home, as_of: int) -> None:
+    """The HTML reports after a committed command; failing to write them is exit 3."""
+    from vanta_box.reports.html import render
+
+    try:
+        render(eng.conn, home.reports, as_of)
+    except OSError as exc:
+        output_failed(eng, f"the reports in {home.reports}", exc)
 
 
 @click.command()
@@ -31,7 +53,13 @@ def emit(ctx: click.Context, out: str | None, at: str | None) -> None:
         raise InputError(f"{out} is a file: --out takes a directory", field="--out")
     with engine(ctx, lock=False) as (eng, home):
         target = Path(out) if out else home.memory
-        written = emit_files(eng.conn, target, ts)
+        try:
+            written = emit_files(eng.conn, target, ts)
+        except OSError as exc:
+            from vanta_box.core.errors import Refused
+
+            raise Refused(f"could not write the state files in {target}: "
+                          f"{exc.strerror or exc}") from None
     for path in written:
         click.echo(str(path))
 
@@ -42,19 +70,24 @@ def emit(ctx: click.Context, out: str | None, at: str | None) -> None:
 def status(ctx: click.Context, at: str | None) -> None:
     """At a glance: vaults, accounts and equity, last cycle, queue depth, journal size.
 
-    Equity is valued at the marks of --at (default: now, i.e. the newest prices).
+    Equity is valued at the marks of --at (default: the journal's last event, the moment
+    the NAV of the last cycle and the state files were made at); marks missing or older
+    than a vault's schedule interval are named.
 
     \b
     Example:
         vanta status
     """
-    from vanta_box.core.timeutil import fmt_ts
+    from vanta_box.core.timeutil import fmt_ts, parse_ts
+    from vanta_box.reports.html import last_event_time
     from vanta_box.reports.state import portfolio_doc
+    from vanta_box.service import marks
     from vanta_box.store import journal, repo
 
-    ts = parse_at(at)
     with engine(ctx, lock=False) as (eng, home):
         conn = eng.conn
+        last_event = last_event_time(conn)
+        ts = parse_at(at) if at is not None or last_event is None else parse_ts(last_event)
         head = journal.head(conn)
         click.echo(f"home     {home.root}")
         click.echo(f"journal  {head.seq} events, digest {head}")
@@ -75,7 +108,15 @@ def status(ctx: click.Context, at: str | None) -> None:
 
         staged = pending.pending(conn)
         click.echo(f"queue    {len(staged)} staged order(s)")
-        click.echo(f"marks    as of {fmt_ts(ts)}")
+        source = "" if at is not None else " (the journal's last event)"
+        click.echo(f"marks    as of {fmt_ts(ts)}{source}")
+        for v in vaults:
+            held = {p["symbol"] for a in doc["accounts"] if a["vault_id"] == v.vault_id
+                    for p in a["positions"]}
+            max_age = marks.interval(v.config)
+            found = marks.problems(marks.price_times(conn, ts, held), ts, held, max_age)
+            if found:
+                click.echo(f"warning: {v.vault_id}: {marks.summary(found, max_age)}", err=True)
 
 
 @click.command()
@@ -117,10 +158,16 @@ def demo(ctx: click.Context, home_override: str | None) -> None:
                    "with --db).")
 @click.option("--at", "at", metavar="TS", default=None,
               help="Value positions at this time (default: the journal's last event).")
+@click.option("--with-wal", "with_wal", is_flag=True,
+              help="Also read the FILE-wal beside the database (default: the main file "
+                   "alone; a WAL beside it is named).")
 @click.pass_context
-def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | None) -> None:
+def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | None,
+           with_wal: bool) -> None:
     """Write the static HTML reports: overview, one page per vault, one statement page per
-    follower (that follower's data only), the fee ledger. Works offline on a lone file.
+    follower (that follower's data only), the fee ledger. Works offline on a lone file,
+    read-only: the main file alone unless --with-wal. Every page is computed before the
+    first is written; page names are made from the ids safely, inside --out.
 
     \b
     Example:
@@ -128,8 +175,7 @@ def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | N
     """
     from vanta_box import home as homes
     from vanta_box.core.errors import InputError
-    from vanta_box.core.timeutil import parse_ts
-    from vanta_box.reports.html import last_event_time, render
+    from vanta_box.reports.html import report_file
     from vanta_box.store import db
 
     if out and Path(out).exists() and not Path(out).is_dir():
@@ -143,12 +189,17 @@ def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | N
         home = homes.require(home_of(ctx))
         source = home.db_path
         target = Path(out) if out else home.reports
-    with db.open_readonly(source) as conn:
-        db.require_journal(conn, source)
-        stamp = at or last_event_time(conn)
-        if stamp is None:
-            raise InputError("the journal is empty: nothing to report")
-        written = render(conn, target, parse_at(stamp) if at else parse_ts(stamp))
+    with_wal = with_wal or not db_file  # the home's own database: with its WAL
+    note = db.wal_note(source, with_wal)
+    if note:
+        click.echo(f"note: {source}: {note}", err=True)
+    try:
+        written = report_file(source, target, parse_at(at) if at else None, with_wal=with_wal)
+    except OSError as exc:
+        from vanta_box.core.errors import Refused
+
+        raise Refused(f"could not write the reports in {target}: {exc.strerror or exc}"
+                      ) from None
     click.echo(f"{len(written)} page(s) in {target}: open {target / 'index.html'}")
 
 
@@ -180,9 +231,7 @@ def run(ctx: click.Context, once: bool, at: str | None) -> None:
             outcomes = schedule_service.run_due(eng, now, lambda m: click.echo(f"  {m}"))
             write_state(eng, home, now)
             if outcomes:
-                from vanta_box.reports.html import render
-
-                render(eng.conn, home.reports, now)
+                write_reports(eng, home, now)
             wake = scheduler.next_wake(now, schedule_service.clocks(eng),
                                        [o.expires_at for o in repo.overlays(eng.conn)])
         if not outcomes:

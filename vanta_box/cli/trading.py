@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from vanta_box.cli.common import at_option, engine, parse_at, write_state
+from vanta_box.cli.common import at_option, engine, parse_at, parse_decimal, write_state
 
 
 @click.group()
@@ -43,7 +43,8 @@ def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool, at: st
                    f"{r.orders} orders, {r.child_orders} child orders, {r.fills} fills, "
                    f"{r.rejects} rejects, {r.skips} skips")
         for note in r.notes:
-            click.echo(f"note: {note}")
+            warning = note.startswith("warning:")
+            click.echo(note if warning else f"note: {note}", err=warning)
 
 
 @click.group()
@@ -121,15 +122,10 @@ def paper_trade(ctx: click.Context, account_id: str, symbol: str, qty: str, side
     Example:
         vanta paper trade F1042 AAPL 10 --side sell --at 2026-11-03T15:00:00Z
     """
-    from vanta_box.core.errors import InputError
-    from vanta_box.core.money import D, MoneyError
     from vanta_box.service.paper import paper_trade_command
 
-    try:
-        amount = D(qty)
-        limit = D(price) if price is not None else None
-    except MoneyError as exc:
-        raise InputError(str(exc), field="QTY/--price") from None
+    amount = parse_decimal(qty, "QTY")
+    limit = parse_decimal(price, "--price") if price is not None else None
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
         eng.run(paper_trade_command(eng, account_id, symbol, side, amount, limit, ts))

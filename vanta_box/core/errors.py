@@ -40,3 +40,10 @@ class HomeMissing(VantaError):
 
 class KeystoreError(VantaError):
     exit_code = 2
+
+
+class OutputError(VantaError):
+    """The journal committed, but an output (state files, reports, a notification) could
+    not be written, or a command stopped part-way: exit 3 (SPEC §6)."""
+
+    exit_code = 3

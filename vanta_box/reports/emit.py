@@ -36,18 +36,35 @@ def register_jsonl(name: str, kinds: tuple[str, ...],
 
 
 def emit(conn: Connection, memory: Path, as_of: int) -> list[Path]:
+    """Every state file. ``pnl_summary.json`` (which carries the journal digest) is written
+    last: when its digest is the journal's head, every file was written for that head."""
     written = []
-    loaded = state.holdings(conn, as_of)  # valued once for portfolio and pnl
-    for name, build in DOCUMENTS.items():
-        path = memory / name
-        doc = build(conn, as_of, loaded) if name in VALUED else build(conn, as_of)
-        write_atomic(path, pretty(doc))
-        written.append(path)
     for name, (kinds, line) in JOURNAL_FILES.items():
         path = memory / name
         sync_jsonl(conn, path, kinds, line)
         written.append(path)
-    return written
+    loaded = state.holdings(conn, as_of)  # valued once for portfolio and pnl
+    for name in sorted(DOCUMENTS, key=lambda n: n == LAST):
+        path = memory / name
+        build = DOCUMENTS[name]
+        doc = build(conn, as_of, loaded) if name in VALUED else build(conn, as_of)
+        write_atomic(path, pretty(doc))
+        written.append(path)
+    return sorted(written, key=lambda p: list(DOCUMENTS).index(p.name)
+                  if p.name in DOCUMENTS else len(DOCUMENTS))
+
+
+LAST = "pnl_summary.json"
+
+
+def written_for(memory: Path) -> str | None:
+    """The journal digest the state files were last completely written for, if known."""
+    try:
+        doc = json.loads((memory / LAST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    digest = doc.get("digest") if isinstance(doc, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def sync_jsonl(conn: Connection, path: Path, kinds: tuple[str, ...],

@@ -224,13 +224,13 @@ def _check_transition(eng: Engine, kind: str, account_id: str, at: int) -> repo.
         raise Refused(f"follower {account_id} is {acct.status}: cannot "
                       f"{kind.split('.')[1]} it")
     # History is not rewritten from the side: a change is dated after what it changes.
-    timerules.account_change(eng.conn, acct, at, f"{kind.split('.')[1]} of {account_id}")
     latest = eng.conn.execute("SELECT max(at) FROM fills WHERE account_id = ?",
                               (account_id,)).fetchone()
     floor = max(acct.onboarded_at, latest[0] if latest and latest[0] is not None else 0)
     if at < floor:
         raise Refused(f"cannot {kind.split('.')[1]} {account_id} at {fmt_ts(at)}: it was "
                       f"onboarded or traded later ({fmt_ts(floor)})")
+    timerules.account_change(eng.conn, acct, at, f"{kind.split('.')[1]} of {account_id}")
     return acct
 
 

@@ -14,6 +14,7 @@ A cycle run again at the same time resumes an interrupted cycle and refuses a fi
 
 from __future__ import annotations
 
+import decimal
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -23,9 +24,10 @@ from vanta_box.core.canonical import Template
 from vanta_box.core.errors import InputError, Refused
 from vanta_box.core.models import Instrument, OrderPlan, Skip, Vault, Weight
 from vanta_box.core.money import ONE, ZERO, fmt
-from vanta_box.core.timeutil import fmt_ts
+from vanta_box.core.timeutil import fmt_ts, parse_duration
 from vanta_box.domain.allocation import Allocation, allocate
 from vanta_box.domain.rebalance import Sizing, diff
+from vanta_box.service import marks as mark_health
 from vanta_box.service import pending
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Command, Engine, handles
@@ -186,7 +188,9 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
     wanted = {s.symbol for s in signals[1]} if signals else set()
     for book in books.values():
         wanted.update(book.symbols())
-    marks = repo.marks_at(conn, at, wanted)
+    times: dict[str, int] = {}
+    marks = repo.marks_at(conn, at, wanted, times)
+    _check_marks(eng, vault, cid, at, wanted, times, report)
 
     # NAV and the drawdown guard, at the start of the cycle, at this cycle's marks.
     status, nav, peak = row.status, None, row.peak_nav
@@ -259,6 +263,22 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
     return waiting, Context(books, marks, instruments)
 
 
+def _check_marks(eng: Engine, vault: Vault, cid: str, at: int, symbols: set[str],
+                 times: dict[str, int], report: CycleReport) -> None:
+    """Journal (and say) that the cycle trades on marks older than the vault's schedule
+    interval, or with none."""
+    max_age = parse_duration(vault.schedule[0])
+    found = mark_health.problems(times, at, symbols, max_age)
+    if not found:
+        return
+    eng.record(at, "marks.stale", {
+        "cycle_id": cid, "vault_id": vault.vault_id, "max_age": vault.schedule[0],
+        "symbols": {p.symbol: fmt_ts(p.newest) if p.newest is not None else None
+                    for p in found}})
+    report.notes.append(f"warning: {vault.vault_id} trades on "
+                        f"{mark_health.summary(found, max_age)}")
+
+
 def _plan_account(
     eng: Engine, vault: Vault, acct: repo.AccountRow, book: Book, marks: dict[str, Decimal],
     instruments: dict[str, Instrument], at: int, cid: str, halted: bool, liquidate: bool,
@@ -303,7 +323,13 @@ def _plan_account(
         max_order = m.get("max_order_notional") if capped else None
         sizing = Sizing(sizing_equity(equity, m), rb.min_order_notional, rb.drift_band,
                         None if max_order is None else Decimal(max_order), not halted)
-    plans, skips = diff(book.holdings(), weights, marks, instruments, sizing)
+    try:
+        plans, skips = diff(book.holdings(), weights, marks, instruments, sizing)
+    except decimal.InvalidOperation:  # a quantity past 60 digits: extreme but valid inputs
+        eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
+                                "account_id": acct.account_id, "reason": "arithmetic_limit",
+                                "note": "a target quantity needs more than 60 digits"})
+        return None
     return _Planned(acct, book, plans, skips)
 
 

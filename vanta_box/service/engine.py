@@ -111,7 +111,7 @@ class Engine:
             raise
         finally:
             self._depth -= 1
-        self.conn.execute("COMMIT")
+        self._commit("COMMIT")
         faults.committed()
 
     @contextmanager
@@ -138,9 +138,26 @@ class Engine:
             self.journal.reload()
             self._recorded = recorded_before
             raise
-        self.conn.execute(commit)
-        if not self._depth:
-            faults.committed()
+        if self._depth:
+            self.conn.execute(commit)
+            return
+        try:
+            self._commit(commit)
+        except BaseException:
+            self._recorded = recorded_before
+            raise
+        faults.committed()
+
+    def _commit(self, commit: str) -> None:
+        """COMMIT; if it fails (a full disk), the transaction is rolled back, so that what
+        the journal holds is exactly what committed."""
+        try:
+            self.conn.execute(commit)
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self.journal.reload()
+            raise
 
     def _check_interrupted(self, start: int) -> None:
         """Replay: a transaction that begins where the original command's rows end, and

@@ -9,6 +9,7 @@ cycle again resubmits the same client_order_ids, which a venue refuses to trade 
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -180,6 +181,9 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
                     ex = found if found is not None else Execution(
                         ZERO, ZERO, ZERO, o.qty, reject_reason="duplicate_client_order_id",
                         note="the venue already has this client_order_id and no fill for it")
+                except decimal.InvalidOperation:  # the paper venue's sums past 60 digits
+                    ex = Execution(ZERO, ZERO, ZERO, o.qty, reject_reason="arithmetic_limit",
+                                   note="a quantity needs more than 60 digits")
                 book.executed_ids.add(o.client_order_id)
                 if ex.rejected:
                     rejection = {"order_id": o.order_id, "client_order_id": o.client_order_id,

@@ -72,8 +72,10 @@ def run_due(eng: Engine, now: int, say: Callable[[str], None]) -> list[Outcome]:
             elif job.kind in ("cycle", "resume"):
                 assert job.vault_id is not None
                 (report,) = eng.run(cycle.cycle_command(eng, job.vault_id, job.at, False))
-                message = (f"{report.cycle_id}: {report.status}, {report.orders} orders, "
-                           f"{report.child_orders} child orders, {report.fills} fills")
+                message = "; ".join([
+                    f"{report.cycle_id}: {report.status}, {report.orders} orders, "
+                    f"{report.child_orders} child orders, {report.fills} fills",
+                    *report.notes])
             else:
                 assert job.period is not None
                 lines = eng.run(fees.fees_run_command(eng, job.period, job.at))

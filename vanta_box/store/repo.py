@@ -109,20 +109,22 @@ def upsert_prices(conn: apsw.Connection, rows: Iterable[tuple[str, int, str]]) -
     )
 
 
-def marks_at(conn: apsw.Connection, at: int, symbols: Iterable[str] | None = None
-             ) -> dict[str, Decimal]:
-    """The mark of each symbol at ``at``: its newest price with ts <= at."""
+def marks_at(conn: apsw.Connection, at: int, symbols: Iterable[str] | None = None,
+             times: dict[str, int] | None = None) -> dict[str, Decimal]:
+    """The mark of each symbol at ``at``: its newest price with ts <= at (and, into
+    ``times`` when given, that price's time)."""
     wanted = sorted(set(symbols)) if symbols is not None else [
         s for (s,) in conn.execute("SELECT symbol FROM instruments ORDER BY symbol")]
     out: dict[str, Decimal] = {}
-    query = "SELECT price FROM prices WHERE symbol = ? AND ts <= ? ORDER BY ts DESC LIMIT 1"
+    query = ("SELECT price, ts FROM prices WHERE symbol = ? AND ts <= ?"
+             " ORDER BY ts DESC LIMIT 1")
     for symbol in wanted:
         row = conn.execute(query, (symbol, at)).fetchone()
         if row:
             out[symbol] = D(row[0])
+            if times is not None:
+                times[symbol] = row[1]
     return out
-
-
 
 
 
@@ -256,7 +258,7 @@ def set_account_status(conn: apsw.Connection, account_id: str, status: str,
 def account_id_like(conn: apsw.Connection, account_id: str) -> str | None:
     """An onboarded account whose id equals ``account_id`` but for case, if any."""
     for (other,) in conn.execute("SELECT account_id FROM accounts WHERE lower(account_id) ="
-                                 " lower(?)", (account_id,)):
+                                 " lower(?)", (account_id,)):  # index accounts_folded
         if other != account_id and other.casefold() == account_id.casefold():
             return str(other)
     return None
