@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from vanta_box.domain.orders import (
+    NO_EXECUTIONS,
     TERMINAL,
     Fill,
     InvalidTransition,
@@ -49,7 +50,7 @@ def test_an_overfill_is_refused() -> None:
 class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.state = OrderState(D(10))
+        self.state = move(OrderState(D(10)), Status.SUBMITTED)
         self.seen: dict[str, D] = {}
         self.left_terminal = False
 
@@ -64,7 +65,7 @@ class Lifecycle(RuleBasedStateMachine):
         if before.terminal:
             assert self.state.status == before.status  # only "the same again" is allowed
 
-    @precondition(lambda self: not self.state.terminal or self.state.status == Status.CANCELED)
+    @precondition(lambda self: self.state.status not in NO_EXECUTIONS)
     @rule(trade=st.sampled_from(["a", "b", "c", "d", "e"]),
           qty=st.decimals(min_value=D("0.5"), max_value=D(6), places=1),
           price=st.decimals(min_value=D(1), max_value=D(200), places=2))
@@ -74,7 +75,7 @@ class Lifecycle(RuleBasedStateMachine):
             self.state, applied = apply_fill(before, Fill(trade, qty, price))
         except InvalidTransition:
             assert self.state is before
-            assert before.filled_qty + qty > before.qty or before.terminal
+            assert before.filled_qty + qty > before.qty
             return
         if trade in self.seen:
             assert not applied and self.state is before
@@ -90,8 +91,12 @@ class Lifecycle(RuleBasedStateMachine):
 
     @invariant()
     def a_full_fill_is_filled(self) -> None:
-        if self.state.filled_qty == self.state.qty and self.state.status != Status.CANCELED:
+        if self.state.filled_qty == self.state.qty and not self.ended_otherwise:
             assert self.state.status == Status.FILLED
+
+    @property
+    def ended_otherwise(self) -> bool:  # the venue ended it before the last execution came
+        return self.state.status in (Status.CANCELED, Status.EXPIRED, Status.REJECTED)
 
 
 TestLifecycle = Lifecycle.TestCase

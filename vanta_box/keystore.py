@@ -48,6 +48,9 @@ class Keystore:
             PASSPHRASE_ENV)
         self._key: bytes | None = None
 
+    def require_passphrase(self) -> str:
+        return self._require_passphrase()
+
     def _require_passphrase(self) -> str:
         if not self._passphrase:
             raise KeystoreError(

@@ -9,15 +9,19 @@ from vanta_box.cli.common import at_option, echo_warnings, engine, parse_at, wri
 
 @click.command()
 @click.argument("packets", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--offline", is_flag=True,
+              help="Do not read live accounts at their venue to check the keys.")
 @at_option
 @click.pass_context
-def onboard(ctx: click.Context, packets: tuple[str, ...], at: str | None) -> None:
+def onboard(ctx: click.Context, packets: tuple[str, ...], offline: bool,
+            at: str | None) -> None:
     """Onboard accounts from their API packets (manager or follower).
 
     Several packets are onboarded together: if any is invalid, none is. Broker secrets go
     to the encrypted keystore (needs VANTA_PASSPHRASE); the database keeps only a key
     reference and a fingerprint. The onboarding time is --at, else the packet's
-    accepted_at, else now.
+    accepted_at, else now. A live account (Alpaca) is read once at its venue to check its
+    keys, unless --offline.
 
     \b
     Example:
@@ -31,8 +35,11 @@ def onboard(ctx: click.Context, packets: tuple[str, ...], at: str | None) -> Non
     ts = parse_at(at) if at is not None else None
     with engine(ctx) as (eng, home):
         keystore = Keystore(home.keystore_path)
+        from vanta_box.service.venues import check_keys
+
         commands = onboard_many(eng, list(packets), ts, SystemClock().now(), keystore,
-                                warn=lambda message: echo_warnings([message]))
+                                warn=lambda message: echo_warnings([message]),
+                                check=None if offline else check_keys)
         write_state(eng, home, max(c.ts for c in commands))
     for command in commands:
         p = command.payload

@@ -121,7 +121,10 @@ def engine(ctx: click.Context, *, home_override: str | None = None,
             conn = db.connect(target.db_path)
             db.migrate(conn)
             start = _head_seq(conn)
-            eng = Engine(conn, LiveVenues(), progress=progress)
+            from vanta_box.keystore import Keystore
+
+            venues = LiveVenues(Keystore(target.keystore_path))
+            eng = Engine(conn, venues, progress=progress)
             if lock:
                 _catch_up_state(eng, target)
             yield eng, target

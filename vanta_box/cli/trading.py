@@ -16,11 +16,18 @@ def cycle() -> None:
 @click.option("--vault", "vault_id", default=None, help="Only this vault (default: every vault).")
 @click.option("--stage-only", is_flag=True,
               help="Stage the orders in the queue without executing them.")
+@click.option("--settle-timeout", "settle_timeout", type=click.IntRange(0, 3600),
+              default=None, metavar="SECONDS",
+              help="How long to wait for live venues' orders to end (default 60); orders "
+                   "still working stay open for `vanta orders sync` and the next cycle.")
 @at_option
 @click.pass_context
-def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool, at: str | None) -> None:
+def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool,
+              settle_timeout: int | None, at: str | None) -> None:
     """Run one cycle per vault at --at (marks, NAV guard, allocation, orders, fills).
 
+    Live accounts (Alpaca) are reconciled with their venue first (orders, executions, cash,
+    positions); their orders are sent one by one, each committed before it is sent.
     Running the same cycle again resumes it if it was interrupted, and refuses (exit 1) if
     it already finished.
 
@@ -34,7 +41,7 @@ def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool, at: st
 
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
-        reports = eng.run(cycle_command(eng, vault_id, ts, stage_only))
+        reports = eng.run(cycle_command(eng, vault_id, ts, stage_only, settle_timeout))
         write_state(eng, home, ts)
     for r in reports:
         nav = f" nav {fmt(r.nav)}" if r.nav is not None else ""
@@ -133,4 +140,55 @@ def paper_trade(ctx: click.Context, account_id: str, symbol: str, qty: str, side
     click.echo(f"{account_id}: {side} {qty} {symbol} booked")
 
 
-COMMANDS = [cycle, queue, paper]
+@click.group()
+def orders() -> None:
+    """Orders at live venues."""
+
+
+@orders.command("sync")
+@at_option
+@click.pass_context
+def orders_sync(ctx: click.Context, at: str | None) -> None:
+    """Ask the live venues about every order still working there (status, executions) and
+    record their answers.
+
+    \b
+    Example:
+        vanta orders sync
+    """
+    from vanta_box.service.sync import sync_command
+
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        result = eng.run(sync_command(eng, ts))
+        write_state(eng, home, ts)
+    click.echo(f"orders sync: {result['accounts']} live account(s), {result['working']} "
+               "order(s) still working")
+
+
+@click.command()
+@click.option("--account", "account_id", default=None, help="Only this account.")
+@at_option
+@click.pass_context
+def reconcile(ctx: click.Context, account_id: str | None, at: str | None) -> None:
+    """Compare every live account with its venue: open orders and executions, then cash
+    and positions. A position that differs is a discrepancy (the venue's quantity is
+    adopted at the mark); cash that differs then is a capital flow (never PnL).
+
+    \b
+    Example:
+        vanta reconcile --account F1042
+    """
+    from vanta_box.service.sync import reconcile_command
+
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        result = eng.run(reconcile_command(eng, account_id, ts))
+        write_state(eng, home, ts)
+    blocked = result["blocked"]
+    click.echo(f"reconciled {result['accounts']} live account(s)"
+               + (f"; skipped {', '.join(f'{a} ({why})' for a, why in blocked.items())}"
+                  if blocked else ""))
+
+
+COMMANDS = [cycle, queue, paper, orders, reconcile]

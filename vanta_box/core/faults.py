@@ -1,23 +1,32 @@
-"""A deterministic crash point for tests of crash safety.
+"""Deterministic crash points for tests of crash safety.
 
 ``VANTA_TEST_CRASH_AFTER_COMMIT=N`` makes the process die (``os._exit(137)``, as after
-``kill -9``) right after its N-th committed transaction. Tests use it to stop a command at
-every commit boundary in turn, without sleeps; nothing else reads it.
+``kill -9``) right after its N-th committed transaction; ``VANTA_TEST_CRASH_AFTER_SEND=N``
+right after the N-th order a live venue answered, before its answer is recorded. Tests use
+them to stop a command at every boundary in turn, without sleeps; nothing else reads them.
 """
 
 from __future__ import annotations
 
 import os
 
-_ENV = "VANTA_TEST_CRASH_AFTER_COMMIT"
-_commits = [0]
+_counts = {"VANTA_TEST_CRASH_AFTER_COMMIT": 0, "VANTA_TEST_CRASH_AFTER_SEND": 0}
+
+
+def _point(name: str) -> None:
+    limit = os.environ.get(name)
+    if not limit:
+        return
+    _counts[name] += 1
+    if _counts[name] >= int(limit):
+        os._exit(137)
 
 
 def committed() -> None:
     """Called after each committed transaction of a command."""
-    limit = os.environ.get(_ENV)
-    if not limit:
-        return
-    _commits[0] += 1
-    if _commits[0] >= int(limit):
-        os._exit(137)
+    _point("VANTA_TEST_CRASH_AFTER_COMMIT")
+
+
+def sent() -> None:
+    """Called when a live venue has answered an order, before the answer is recorded."""
+    _point("VANTA_TEST_CRASH_AFTER_SEND")

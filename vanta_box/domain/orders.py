@@ -36,6 +36,7 @@ class Status(StrEnum):
 
 TERMINAL = frozenset({Status.FILLED, Status.CANCELED, Status.REJECTED, Status.EXPIRED,
                       Status.SHADOW})
+NO_EXECUTIONS = frozenset({Status.STAGED, Status.REJECTED, Status.SHADOW})
 WORKING = frozenset({Status.SUBMITTED, Status.UNKNOWN, Status.ACCEPTED,
                      Status.PARTIALLY_FILLED, Status.PENDING_CANCEL})
 
@@ -101,8 +102,9 @@ def move(state: OrderState, new: Status) -> OrderState:
 
 def apply_fill(state: OrderState, fill: Fill) -> tuple[OrderState, bool]:
     """Apply an execution once: (new state, applied). A trade id already applied changes
-    nothing; an execution that would overfill, or arrives after a terminal state other
-    than the fill it completes, is refused."""
+    nothing; an execution that would overfill, or of an order rejected (or never sent), is
+    refused. A venue may report an order filled, canceled or expired before the executions
+    that filled it part-way or whole reach us: those still apply."""
     if fill.trade_id in state.trade_ids:
         return state, False
     if fill.qty <= 0:
@@ -110,9 +112,8 @@ def apply_fill(state: OrderState, fill: Fill) -> tuple[OrderState, bool]:
     filled = state.filled_qty + fill.qty
     if filled > state.qty:
         raise InvalidTransition(f"execution {fill.trade_id}: {filled} > ordered {state.qty}")
-    if state.status in TERMINAL and state.status != Status.CANCELED:
-        # a canceled order may still report executions made before the cancel took hold
-        raise InvalidTransition(f"execution {fill.trade_id} after {state.status}")
+    if state.status in NO_EXECUTIONS:
+        raise InvalidTransition(f"execution {fill.trade_id} of an order {state.status}")
     status = state.status
     if not state.terminal:
         status = Status.FILLED if filled == state.qty else Status.PARTIALLY_FILLED

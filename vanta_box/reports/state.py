@@ -163,11 +163,20 @@ def pnl_doc(conn: Connection, as_of: int, loaded: Holdings | None = None) -> dic
 
 
 def queue_doc(conn: Connection, as_of: int) -> dict[str, Any]:
-    return {"as_of": fmt_ts(as_of), "orders": [
-        {"order_id": o.order_id, "client_order_id": o.client_order_id,
-         "account_id": o.account_id, "parent_id": o.parent_id, "cycle_id": o.cycle_id,
-         "kind": o.kind, "symbol": o.symbol, "side": o.side, "qty": fmt(o.qty),
-         "status": o.status} for o in pending.pending(conn)]}
+    """Orders staged and not executed yet, then orders still working at a live venue
+    (with their status, filled quantity and the venue's order id)."""
+    orders = [_queue_line(o) for o in pending.pending(conn)]
+    for row, venue_order_id, avg_price in repo.working_orders(conn):
+        orders.append({**_queue_line(row), "filled_qty": fmt(row.filled_qty),
+                       "venue_order_id": venue_order_id, "avg_price": avg_price})
+    return {"as_of": fmt_ts(as_of), "orders": orders}
+
+
+def _queue_line(o: repo.OrderRow) -> dict[str, Any]:
+    return {"order_id": o.order_id, "client_order_id": o.client_order_id,
+            "account_id": o.account_id, "parent_id": o.parent_id, "cycle_id": o.cycle_id,
+            "kind": o.kind, "symbol": o.symbol, "side": o.side, "qty": fmt(o.qty),
+            "status": o.status}
 
 
 def trade_line(event: journal.Event) -> dict[str, Any]:

@@ -140,11 +140,18 @@ def onboard_command(
 
 def onboard_many(eng: Engine, paths: list[str], at: int | None, now: int,
                  keystore: Keystore | None,
-                 warn: Callable[[str], None] = lambda _m: None) -> list[Command]:
+                 warn: Callable[[str], None] = lambda _m: None,
+                 check: Callable[[str, Packet], None] | None = None) -> list[Command]:
     """Validate every packet, then onboard them all in one transaction (all or none).
 
+    ``check`` asks the venue of each packet whether its keys work (raising to refuse).
     Secrets reach the keystore only once every packet is valid."""
     parsed = [validate_packet(eng, path) for path in paths]
+    if keystore is not None and any(p.secrets() for p, _v in parsed):
+        keystore.require_passphrase()  # before any venue is asked
+    if check is not None:
+        for path, (packet, _vault) in zip(paths, parsed, strict=True):
+            check(path, packet)
     seen: dict[str, str] = {}
     for path, (packet, _vault) in zip(paths, parsed, strict=True):
         folded = packet.account_id.casefold()

@@ -27,8 +27,8 @@ from vanta_box.core.money import ONE, ZERO, fmt
 from vanta_box.core.timeutil import fmt_ts, parse_duration
 from vanta_box.domain.allocation import Allocation, allocate
 from vanta_box.domain.rebalance import Sizing, diff
+from vanta_box.service import live, pending
 from vanta_box.service import marks as mark_health
-from vanta_box.service import pending
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.execute import (
@@ -36,8 +36,9 @@ from vanta_box.service.execute import (
     execute_orders,
     settled,
 )
+from vanta_box.service.live import Settle
 from vanta_box.service.setup import expire_overlays, load_vault
-from vanta_box.service.venues import unavailable
+from vanta_box.service.venues import is_live, unavailable
 from vanta_box.store import repo
 
 
@@ -57,12 +58,22 @@ class CycleReport:
     notes: list[str] = field(default_factory=list)
 
 
-def cycle_command(eng: Engine, vault_id: str | None, at: int, stage_only: bool) -> Command:
+def cycle_command(eng: Engine, vault_id: str | None, at: int, stage_only: bool,
+                  settle_timeout: int | None = None) -> Command:
+    """``settle_timeout``: seconds a cycle waits for its live orders (default 60)."""
     if vault_id is not None:
         load_vault(eng, vault_id)
     elif not repo.vault_rows(eng.conn):
         raise InputError("no vaults yet: import one with `vanta vault import FILE`")
-    return Command.make("cycle.run", at, {"vault_id": vault_id, "stage_only": stage_only})
+    payload: dict[str, Any] = {"vault_id": vault_id, "stage_only": stage_only}
+    if settle_timeout is not None:
+        payload["settle_timeout"] = settle_timeout
+    return Command.make("cycle.run", at, payload)
+
+
+def _settle(cmd: Command) -> Settle:
+    seconds = cmd.payload.get("settle_timeout")
+    return Settle() if seconds is None else Settle(timeout=int(seconds) * 1_000_000)
 
 
 @handles("cycle.run")
@@ -73,7 +84,8 @@ def _cycle_run(eng: Engine, cmd: Command) -> list[CycleReport]:
     refusals: list[str] = []
     for vid in vault_ids:
         try:
-            reports.append(run_cycle(eng, vid, cmd.ts, bool(cmd.payload["stage_only"])))
+            reports.append(run_cycle(eng, vid, cmd.ts, bool(cmd.payload["stage_only"]),
+                                     _settle(cmd)))
         except Refused as exc:
             refusals.append(str(exc))
     if not reports:
@@ -83,7 +95,8 @@ def _cycle_run(eng: Engine, cmd: Command) -> list[CycleReport]:
     return reports
 
 
-def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool) -> CycleReport:
+def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool,
+              settle: Settle | None = None) -> CycleReport:
     row, vault = load_vault(eng, vault_id)
     cid = ids.cycle_id(vault_id, at)
     existing = repo.cycle(eng.conn, cid)
@@ -93,29 +106,41 @@ def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool) -> CycleRep
         if stage_only:
             raise Refused(f"cycle {cid} is already staged: execute it with `vanta queue execute`")
         report = CycleReport(cid, vault_id, vault_status=existing.vault_status, resumed=True)
-        _execute_and_finish(eng, vault, cid, at, report)
+        _execute_and_finish(eng, vault, cid, at, report, settle=settle)
         return report
     if row.last_cycle_at is not None and at <= row.last_cycle_at:
         raise Refused(f"cycle time {fmt_ts(at)} is not after {vault_id}'s last cycle "
                       f"({fmt_ts(row.last_cycle_at)}): cycles move forward in time")
     report = CycleReport(cid, vault_id)
+    live_accounts = _live_accounts(eng, vault_id)
+    # SPEC §8 step 1, before anything is decided: what the live venues hold (own steps)
+    blocked = live.reconcile_accounts(eng, live_accounts, at, cid) if live_accounts else {}
     with eng.tx():
-        waiting, context = stage(eng, row, vault, cid, at, stage_only, report)
+        waiting, context = stage(eng, row, vault, cid, at, stage_only, report, blocked)
         if not waiting:
             _finish(eng, cid, at, report)
     if waiting and not stage_only:
-        _execute_and_finish(eng, vault, cid, at, report, waiting, context)
+        _execute_and_finish(eng, vault, cid, at, report, waiting, context, settle)
     elif waiting:
         report.status = "staged"
     return report
 
 
+def _live_accounts(eng: Engine, vault_id: str) -> list[repo.AccountRow]:
+    return [a for a in repo.accounts(eng.conn, vault_id) if a.status != "removed"
+            and is_live(a)]
+
+
 def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int, report: CycleReport,
                         orders: list[repo.OrderRow] | None = None,
-                        context: Context | None = None) -> None:
-    if orders is None:
+                        context: Context | None = None, settle: Settle | None = None
+                        ) -> None:
+    if orders is None:  # a resumption: what the venues did meanwhile comes first
+        live_accounts = _live_accounts(eng, vault.vault_id)
+        if live_accounts:
+            live.sync_accounts(eng, live_accounts, at, settle or Settle())
         orders = pending.pending(eng.conn, cycle_id=cid)
-    result = execute_orders(eng, orders, at, context)
+    result = execute_orders(eng, orders, at, context, settle)
     report.fills += result.fills
     report.rejects += result.rejects
     with eng.tx():
@@ -139,7 +164,7 @@ def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
         eng.record(at, "cancel", {"order_id": o.order_id, "client_order_id": o.client_order_id,
                                   "account_id": o.account_id, "symbol": o.symbol,
                                   "reason": "superseded", "by": by})
-        done.append(settled(o, fmt(o.qty), "cancelled", "0", f"superseded by {by}"))
+        done.append(settled(o, fmt(o.qty), "canceled", "0", f"superseded by {by}"))
     repo.settle_orders(eng.conn, done)
     for cycle_id in stale_cycles:
         eng.record(at, "cycle.done", {"cycle_id": cycle_id, "vault_id": vault_id,
@@ -174,7 +199,8 @@ def sizing_equity(equity: Decimal, mirroring: dict[str, Any]) -> Decimal:
 
 
 def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stage_only: bool,
-          report: CycleReport) -> tuple[list[repo.OrderRow], Context]:
+          report: CycleReport, blocked: dict[str, str] | None = None
+          ) -> tuple[list[repo.OrderRow], Context]:
     """Record the cycle's decisions; returns the orders that wait for execution."""
     conn = eng.conn
     expire_overlays(eng, at, vault.vault_id)
@@ -248,6 +274,9 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
         report.skips += 1
     else:
         for acct in accounts:
+            if blocked and acct.account_id in blocked:  # journaled by the reconciliation
+                report.skips += 1
+                continue
             result = _plan_account(eng, vault, acct, books[acct.account_id], marks, instruments,
                                    at, cid, halted, liquidate, master_alloc, allocation_for)
             if result is None:
@@ -261,6 +290,18 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
                          last_cycle_at=at)
     _save_books(eng, books)
     return waiting, Context(books, marks, instruments)
+
+
+def _held(eng: Engine, acct: repo.AccountRow, book: Book) -> dict[str, Decimal]:
+    """What the diff starts from: holdings, plus at a live venue what its working orders
+    will still buy or sell (SPEC §8 step 2)."""
+    held = book.holdings()
+    if is_live(acct):
+        for row, _venue_id, _avg in repo.working_orders(eng.conn, acct.account_id):
+            left = row.qty - row.filled_qty
+            held[row.symbol] = held.get(row.symbol, ZERO) + (left if row.side == "buy"
+                                                             else -left)
+    return held
 
 
 def _check_marks(eng: Engine, vault: Vault, cid: str, at: int, symbols: set[str],
@@ -324,7 +365,7 @@ def _plan_account(
         sizing = Sizing(sizing_equity(equity, m), rb.min_order_notional, rb.drift_band,
                         None if max_order is None else Decimal(max_order), not halted)
     try:
-        plans, skips = diff(book.holdings(), weights, marks, instruments, sizing)
+        plans, skips = diff(_held(eng, acct, book), weights, marks, instruments, sizing)
     except decimal.InvalidOperation:  # a quantity past 60 digits: extreme but valid inputs
         eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                 "account_id": acct.account_id, "reason": "arithmetic_limit",

@@ -73,6 +73,9 @@ class Engine:
     venues: Venues
     journal: Journal = field(init=False)
     progress: Callable[[str], None] = field(default=lambda _msg: None)
+    # Venues' answers not journaled yet: the next transaction journals them first, before
+    # anything derived from them (service.live).
+    answers: list[dict[str, Any]] = field(default_factory=list)
     _command: Command | None = field(default=None, init=False)
     _recorded: bool = field(default=False, init=False)
     _ts_key: int = field(default=-1, init=False)
@@ -124,11 +127,17 @@ class Engine:
         self.conn.execute(begin)
         recorded_before = self._recorded
         start = self.journal.seq
+        answers = self.answers
         try:
             if self._command is not None and not self._recorded:
                 cmd = self._command
                 self.journal.append(fmt_ts(cmd.ts), cmd.kind, cmd.payload)
                 self._recorded = True
+            if answers and self._command is not None:
+                ts = fmt_ts(self._command.ts)
+                for answer in answers:
+                    self.journal.append(ts, "venue.answer", answer)
+                self.answers = []
             yield
             if not self._depth:
                 self._check_interrupted(start)
@@ -137,6 +146,8 @@ class Engine:
             self.conn.execute(rollback)
             self.journal.reload()
             self._recorded = recorded_before
+            if answers and not self.answers:
+                self.answers = answers  # not journaled after all
             raise
         if self._depth:
             self.conn.execute(commit)
@@ -145,6 +156,8 @@ class Engine:
             self._commit(commit)
         except BaseException:
             self._recorded = recorded_before
+            if answers and not self.answers:
+                self.answers = answers
             raise
         faults.committed()
 

@@ -18,10 +18,14 @@ from typing import Any
 from vanta_box.core.canonical import Template
 from vanta_box.core.models import Execution, Instrument
 from vanta_box.core.money import ZERO, fmt
+from vanta_box.domain.orders import WORKING, Status
 from vanta_box.execution.broker import DuplicateOrder, OrderRequest
 from vanta_box.inputs.vaults import vault_from_dict
+from vanta_box.service import live
 from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Engine
+from vanta_box.service.live import Settle
+from vanta_box.service.venues import is_live
 from vanta_box.store import repo
 
 BATCH_ORDERS = 20000
@@ -39,6 +43,7 @@ INSTANT_VENUES = frozenset({"paper", "shadow"})
 class ExecutionReport:
     fills: int = 0
     rejects: int = 0
+    working: int = 0  # live orders still working at their venue when the cycle ended
 
 
 def fill_payload(order_id: str, coid: str, account_id: str, symbol: str, side: str,
@@ -92,8 +97,10 @@ class Context:
 
 
 def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
-                   context: Context | None = None) -> ExecutionReport:
-    """Execute staged orders at the marks of ``at``."""
+                   context: Context | None = None, settle: Settle | None = None
+                   ) -> ExecutionReport:
+    """Execute staged orders at the marks of ``at``: the instant venues' in batches (one
+    transaction each), each live account's in write-ahead steps (``service.live``)."""
     report = ExecutionReport()
     if not orders:
         return report
@@ -119,18 +126,42 @@ def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
                                                   accounts[a].role != "manager", a))
     batch: list[str] = []
     size = 0
+
+    def run_batch(full: bool = False) -> None:
+        nonlocal batch, size
+        if batch:
+            _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
+                       report)
+            if full:  # progress on long work: a full batch, more to come
+                eng.progress(f"executed orders of {len(batch)} accounts")
+        batch, size = [], 0
+
     for account_id in sequence:
+        if is_live(accounts[account_id]):
+            run_batch()
+            _run_live(eng, accounts[account_id], books[account_id], by_account[account_id],
+                      marks, at, settle or Settle(), report)
+            continue
         batch.append(account_id)
         size += len(by_account[account_id])
         if size >= BATCH_ORDERS:
-            _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
-                       report)
-            eng.progress(f"executed orders of {len(batch)} accounts")
-            batch, size = [], 0
-    if batch:
-        _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
-                   report)
+            run_batch(full=True)
+    run_batch()
     return report
+
+
+def _run_live(eng: Engine, acct: repo.AccountRow, book: Book, orders: list[repo.OrderRow],
+              marks: dict[str, Decimal], at: int, settle: Settle,
+              report: ExecutionReport) -> None:
+    a = live.open_account(eng, acct, book, at)
+    live.execute(a, orders, marks, settle, live.deadline_clock(eng))
+    for w in a.orders.values():
+        if w.state.status == Status.REJECTED:
+            report.rejects += 1
+        elif w.state.filled_qty:
+            report.fills += 1
+        if w.state.status in WORKING:
+            report.working += 1
 
 
 def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.OrderRow]],

@@ -33,13 +33,15 @@ from vanta_box.execution.broker import AccountBook, OrderRequest
 from vanta_box.service import engine as engine_module
 from vanta_box.service.engine import Command, Engine, ReplayInterrupted
 from vanta_box.service.execute import FILL_EVENT, execution_from_payload
+from vanta_box.service.live import Tape
 from vanta_box.store import db, writebehind
 from vanta_box.store.journal import JournalRow
 from vanta_box.store.journal import head as journal_head
 from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
-_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper", "fees", "schedule")
+_HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper", "fees", "schedule",
+                    "sync")
 
 EXCLUDED_TABLES = {"journal", "schema_migrations"}
 
@@ -74,8 +76,12 @@ class ReplayBroker:
 
 
 class ReplayVenues:
+    """The instant venues' answers of the command being replayed (by client order id) and
+    the live venues' (``venue.answer`` events, in order: ``service.live.Tape``)."""
+
     def __init__(self) -> None:
         self.answers: dict[str, Answer] = {}
+        self.tape = Tape([])
 
     def broker_for(self, account: AccountRow, vault: Vault) -> ReplayBroker:
         from vanta_box.service.venues import LiveVenues
@@ -191,6 +197,21 @@ def _answers(span: list[Row]) -> dict[str, Answer]:
                     out[coid] = execution_from_payload(kind, payload)
                 except (ArithmeticError, KeyError, TypeError, ValueError) as exc:
                     out[coid] = exc
+    return out
+
+
+def _tape(span: list[Row]) -> list[dict[str, Any]]:
+    """The live venues' answers in a command's span (a row that is not one, or not JSON,
+    is no answer: the replayed command stops where it is missing)."""
+    out = []
+    for _seq, _ts, kind, payload_json, _prev, _hash in span:
+        if kind == "venue.answer" and payload_json.__class__ is str:
+            try:
+                answer = json.loads(payload_json)
+            except ValueError:
+                continue
+            if isinstance(answer, dict):
+                out.append(answer)
     return out
 
 
@@ -310,6 +331,7 @@ def _run_commands(source: db.Connection, out: db.Connection, trust: bool,
     for n, (command_row, span) in enumerate(_spans(source), start=1):
         answers = job.next_answers() if job is not None else None
         venues.answers = answers if answers is not None else _answers(span)
+        venues.tape = Tape(_tape(span))
         seq, ts, kind, payload, _prev, _hash = command_row
         original = [command_row, *span]
         eng.journal.expect(original, trust=trust)

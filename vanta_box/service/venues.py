@@ -1,13 +1,21 @@
-"""Live venues: which broker trades an account."""
+"""Which venue trades an account: the embedded paper and shadow venues (instant: their
+books are ours, so an order and its fill are one transaction) or a live venue (answers
+over the network: write-ahead steps, ``service.live``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from vanta_box.core.clock import Clock, SystemClock
 from vanta_box.core.errors import Refused
 from vanta_box.core.models import PaperTerms, Vault
 from vanta_box.core.money import D
 from vanta_box.execution.broker import Broker
 from vanta_box.execution.paper import PaperBroker, ShadowVenue
+from vanta_box.execution.venue import LiveVenue
 from vanta_box.store.repo import AccountRow
+
+LIVE_KINDS = frozenset({"alpaca"})  # ccxt: issue 11
 
 
 def paper_terms(account: AccountRow, vault: Vault) -> PaperTerms:
@@ -21,15 +29,29 @@ def paper_terms(account: AccountRow, vault: Vault) -> PaperTerms:
     )
 
 
+def is_live(account: AccountRow) -> bool:
+    """Traded at a venue over the network (a shadow follower never is)."""
+    return account.mode != "shadow" and account.broker_kind in LIVE_KINDS
+
+
 def unavailable(account: AccountRow) -> str | None:
     """Why an account cannot be traded by this build, or None. A function of the account
     alone, so live runs and replays decide alike."""
-    if account.mode == "shadow" or account.broker_kind == "paper":
+    if account.mode == "shadow" or account.broker_kind == "paper" or is_live(account):
         return None
     return f"venue_unavailable:{account.broker_kind}"
 
 
 class LiveVenues:
+    """The venues of a live run: secrets from the keystore, waits on the system clock."""
+
+    tape = None  # replay reads answers from the journal instead (service.replay)
+
+    def __init__(self, keystore: Any = None, clock: Clock | None = None) -> None:
+        self.keystore = keystore
+        self.clock = clock or SystemClock()
+        self._live: dict[str, LiveVenue] = {}
+
     def broker_for(self, account: AccountRow, vault: Vault) -> Broker:
         if account.mode == "shadow":
             return ShadowVenue(vault.risk.allow_short)
@@ -37,3 +59,55 @@ class LiveVenues:
             return PaperBroker(paper_terms(account, vault), vault.risk.allow_short)
         raise Refused(f"account {account.account_id}: trading on {account.broker_kind} is not "
                       "available in this build (use a paper or shadow account)")
+
+    def live_for(self, account: AccountRow, symbols: frozenset[str]) -> LiveVenue:
+        if account.account_id not in self._live:
+            self._live[account.account_id] = open_venue(account, self._secrets(account),
+                                                        symbols, self.clock)
+        return self._live[account.account_id]
+
+    def _secrets(self, account: AccountRow) -> dict[str, str]:
+        if self.keystore is None:
+            raise Refused(f"account {account.account_id}: no keystore to read its keys from")
+        secrets: dict[str, str] = self.keystore.get(account.account_id)
+        return secrets
+
+
+def open_venue(account: AccountRow, secrets: dict[str, str], symbols: frozenset[str],
+               clock: Clock) -> LiveVenue:
+    from vanta_box.execution.alpaca import AlpacaVenue
+
+    cfg = account.broker_config
+    sleep = getattr(clock, "sleep", None)
+    if sleep is None:
+        raise Refused("a live venue needs a clock that can wait")
+    return AlpacaVenue(secrets["key_id"], secrets["secret_key"],
+                       paper=bool(cfg.get("paper", True)), base_url=cfg.get("base_url"),
+                       symbols=symbols, sleep=sleep, now=clock.now)
+
+
+def check_keys(path: str, packet: Any) -> None:
+    """Onboarding reads a live account once: keys the venue refuses are bad input."""
+    if packet.kind not in LIVE_KINDS:
+        return
+    from vanta_box.core.errors import InputError
+    from vanta_box.execution.alpaca import AlpacaVenue
+    from vanta_box.execution.venue import VenueError
+
+    clock = SystemClock()
+    broker = packet.public_broker()
+    secrets = packet.secrets()
+    venue = AlpacaVenue(secrets["key_id"], secrets["secret_key"],
+                        paper=bool(broker.get("paper", True)), base_url=broker.get("base_url"),
+                        sleep=clock.sleep, now=clock.now, max_tries=2, max_wait=5.0)
+    try:
+        account = venue.account()
+    except VenueError as exc:
+        if exc.kind == "auth":
+            raise InputError(f"the venue refused these keys ({exc.message})", source=path,
+                             field="broker") from None
+        raise Refused(f"{path}: could not read the account at its venue ({exc.message}); "
+                      "check broker.base_url, or onboard with --offline") from None
+    status = str(account.get("status") or "")
+    if status and status.upper() != "ACTIVE":
+        raise Refused(f"{path}: the venue says the account is {status}, not ACTIVE")

@@ -450,6 +450,71 @@ def settle_orders(conn: apsw.Connection, rows: Sequence[SettledOrder]) -> None:
     )
 
 
+def upsert_live_order(conn: apsw.Connection, o: OrderRow, status: str, filled_qty: str,
+                      reason: str | None, venue_order_id: str | None, avg_price: str | None,
+                      updated_at: int) -> None:
+    """A live order as the venue last answered (written at submission, then updated)."""
+    conn.execute(
+        f"INSERT INTO orders ({_ORDER_COLS}, venue_order_id, avg_price, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
+        " qty = excluded.qty, filled_qty = excluded.filled_qty,"
+        " reason = coalesce(excluded.reason, reason),"
+        " venue_order_id = excluded.venue_order_id, avg_price = excluded.avg_price,"
+        " updated_at = excluded.updated_at",
+        (o.order_id, o.client_order_id, o.cycle_id, o.account_id, o.parent_id, o.kind,
+         o.symbol, o.side, fmt(o.qty), status, filled_qty, reason, venue_order_id, avg_price,
+         updated_at))
+
+
+_WORKING = "('submitted', 'unknown', 'accepted', 'partially_filled', 'pending_cancel')"
+
+
+def working_orders(conn: apsw.Connection, account_id: str | None = None
+                   ) -> list[tuple[OrderRow, str | None, str | None]]:
+    """Orders still working at a live venue (the account's, or every account's), with
+    venue order id and average price."""
+    where = "account_id = ? AND " if account_id is not None else ""
+    return [(_order_row(r), r[12], r[13]) for r in conn.execute(
+        f"SELECT {_ORDER_COLS}, venue_order_id, avg_price FROM orders INDEXED BY"
+        f" orders_working WHERE {where}status IN {_WORKING} ORDER BY order_id",
+        (account_id,) if account_id is not None else ())]
+
+
+def order_by_venue_id(conn: apsw.Connection, account_id: str, venue_order_id: str
+                      ) -> tuple[OrderRow, str | None, str | None] | None:
+    r = conn.execute(
+        f"SELECT {_ORDER_COLS}, venue_order_id, avg_price FROM orders INDEXED BY orders_venue"
+        " WHERE account_id = ? AND venue_order_id = ?", (account_id, venue_order_id)).fetchone()
+    return None if r is None else (_order_row(r), r[12], r[13])
+
+
+def has_live_fill(conn: apsw.Connection, account_id: str, fill_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM fills WHERE account_id = ? AND fill_id = ?"
+                        " AND recorded_at IS NOT NULL", (account_id, fill_id)).fetchone() \
+        is not None
+
+
+def insert_live_fill(conn: apsw.Connection, row: tuple[Any, ...]) -> None:
+    """(fill_id, order_id, account_id, symbol, side, qty, price, commission, realized_pnl,
+    at (the venue's time), seq, shadow, recorded_at, fee_currency)."""
+    conn.execute(
+        "INSERT INTO fills (fill_id, order_id, account_id, symbol, side, qty, price,"
+        " commission, realized_pnl, at, seq, shadow, recorded_at, fee_currency)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+
+
+def venue_cursor(conn: apsw.Connection, account_id: str) -> str | None:
+    row = conn.execute("SELECT venue_cursor FROM accounts WHERE account_id = ?",
+                       (account_id,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
+
+
+def set_venue_cursor(conn: apsw.Connection, account_id: str, cursor: str | None) -> None:
+    conn.execute("UPDATE accounts SET venue_cursor = ? WHERE account_id = ?",
+                 (cursor, account_id))
+
+
 def _cycle_range(cycle_id: str) -> tuple[str, str]:
     # order ids are "cycle/account/symbol": the cycle's orders are one key range
     return cycle_id + "/", cycle_id + "0"
