@@ -1,6 +1,6 @@
 """A loopback Alpaca Trading API (`/v2`) for tests: the real wire format, a test-driven venue.
 
-Bodies copy the keys and JSON types of the spec's examples (/work/shared/wire/alpaca): numbers
+Bodies copy the keys and JSON types of the spec's examples (../shared/wire/alpaca): numbers
 as strings, null where Alpaca sends null, Go RFC3339Nano timestamps (UTC, trailing zeros
 dropped; orders to the nanosecond, activities to the microsecond). Errors are Alpaca's
 `{"code", "message"}`, which alpaca-py's `APIError` parses; `ERR_*` say where each comes from.

@@ -30,7 +30,7 @@ from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketO
 
 from tests.alpaca_sim import AlpacaSim
 
-WIRE = Path("/work/shared/wire/alpaca")
+WIRE = Path(__file__).resolve().parent.parent.parent / "shared" / "wire" / "alpaca"  # ../shared
 pytestmark = pytest.mark.skipif(not WIRE.exists(), reason="needs the shared wire data")
 KEY, SECRET = "PKTEST1", "secret-1"
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
