@@ -55,6 +55,7 @@ class PaperThatCrashes:
     """The embedded paper venue, raising after N fills (its book is ours: rolled back)."""
 
     kind = "paper"
+    instant = True  # like the embedded paper venue: an order and its fill in one transaction
 
     def __init__(self, crash_after: int | None) -> None:
         self.fills = 0
@@ -186,6 +187,7 @@ class RejectsOnce:
     """A paper venue that misses one fill (rejects the first order for a symbol)."""
 
     kind = "paper"
+    instant = True  # like the embedded paper venue: an order and its fill in one transaction
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol

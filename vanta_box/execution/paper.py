@@ -54,6 +54,9 @@ def paper_execute(
 
 class PaperBroker:
     kind = "paper"
+    # Its books are ours: an order and its fill are one transaction, and its answer needs
+    # no `submitted` event of its own (the fill says which venue answered, at which mark).
+    instant = True
 
     def __init__(self, terms: PaperTerms, allow_short: bool = False) -> None:
         self.terms = terms

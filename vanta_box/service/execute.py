@@ -34,9 +34,6 @@ FILL_EVENT = Template("fill_id", "order_id", "client_order_id", "account_id", "s
                       "mark").expect_keys(
     "account_id", "client_order_id", "commission", "fill_id", "mark", "order_id", "price",
     "qty", "realized_pnl", "requested_qty", "side", "symbol", "venue")
-# Venues that answer a market order at once: their orders need no separate `submitted`
-# event (the fill or reject says which venue answered, at which mark).
-INSTANT_VENUES = frozenset({"paper", "shadow"})
 
 
 @dataclass
@@ -178,7 +175,7 @@ def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.Or
             book = books[account_id]
             broker = eng.venues.broker_for(acct, vault)
             ordered = sorted(by_account[account_id], key=lambda o: (o.side != "sell", o.symbol))
-            instant = broker.kind in INSTANT_VENUES
+            instant = bool(getattr(broker, "instant", False))
             shadow = acct.mode == "shadow"
             for o in ordered:
                 mark = marks.get(o.symbol)

@@ -56,9 +56,10 @@ def load_handlers() -> None:
 class ReplayBroker:
     kind = "replay"
 
-    def __init__(self, venues: ReplayVenues, real_kind: str) -> None:
+    def __init__(self, venues: ReplayVenues, real_kind: str, instant: bool) -> None:
         self.venues = venues
         self.kind = real_kind
+        self.instant = instant  # as the venue it stands for
 
     def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
         answer = self.venues.answers.pop(request.client_order_id, None)
@@ -87,10 +88,10 @@ class ReplayVenues:
         from vanta_box.service.venues import LiveVenues
 
         try:
-            real = LiveVenues().broker_for(account, vault).kind
+            broker = LiveVenues().broker_for(account, vault)
         except Exception:
-            real = account.broker_kind
-        return ReplayBroker(self, real)
+            return ReplayBroker(self, account.broker_kind, False)
+        return ReplayBroker(self, broker.kind, bool(getattr(broker, "instant", False)))
 
 
 @dataclass
