@@ -4,7 +4,8 @@
 -- venues spell it), the venue's order id, the average fill price and when the last venue
 -- answer was recorded. A paper order is written once, settled; a live order is written
 -- when it is submitted (write-ahead) and updated with each answer.
--- fills: keyed by the venue's trade id; `at` is the venue's time of the execution (fees
+-- fills: keyed by the venue's trade id and its time (the primary key (account_id, at,
+-- fill_id) so records a venue's trade once); `at` is the venue's time of the execution (fees
 -- count executions by it), `recorded_at` when vanta recorded it (NULL: the same moment,
 -- as for paper fills); `fee_currency` the currency of `commission` (NULL: the quote).
 
@@ -47,10 +48,5 @@ CREATE INDEX orders_venue ON orders (account_id, venue_order_id)
 
 ALTER TABLE fills ADD COLUMN recorded_at INTEGER;
 ALTER TABLE fills ADD COLUMN fee_currency TEXT;
--- A live fill is applied once per venue trade id (paper fills, recorded_at NULL, are
--- unique by their order: they need no second b-tree on the hot path).
-CREATE UNIQUE INDEX fills_venue_trade ON fills (account_id, fill_id)
-    WHERE recorded_at IS NOT NULL;
-
 -- Where a live account's executions were last read (the venue's own cursor).
 ALTER TABLE accounts ADD COLUMN venue_cursor TEXT;

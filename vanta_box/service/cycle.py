@@ -38,7 +38,7 @@ from vanta_box.service.execute import (
 )
 from vanta_box.service.live import Settle
 from vanta_box.service.setup import expire_overlays, load_vault
-from vanta_box.service.venues import is_live, unavailable
+from vanta_box.service.venues import LIVE_KINDS, is_live, unavailable
 from vanta_box.store import repo
 
 
@@ -127,8 +127,7 @@ def run_cycle(eng: Engine, vault_id: str, at: int, stage_only: bool,
 
 
 def _live_accounts(eng: Engine, vault_id: str) -> list[repo.AccountRow]:
-    return [a for a in repo.accounts(eng.conn, vault_id) if a.status != "removed"
-            and is_live(a)]
+    return repo.accounts_at(eng.conn, vault_id, sorted(LIVE_KINDS))
 
 
 def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int, report: CycleReport,

@@ -250,8 +250,9 @@ class Account:
     def apply_trade(self, trade: Trade) -> bool:
         """Book one execution, once per venue trade id. False: not one of our orders."""
         w = self.by_venue_id(trade.venue_order_id)
-        if w is None or repo.has_live_fill(self.eng.conn, self.acct.account_id,
-                                           trade.trade_id):
+        venue_at = venue_time(trade.venue_ts, self.at)
+        if w is None or repo.has_fill(self.eng.conn, self.acct.account_id, venue_at,
+                                      trade.trade_id):
             return False
         try:
             w.state, applied = apply_execution(w.state, Fill(trade.trade_id, trade.qty,
@@ -266,7 +267,6 @@ class Account:
             qty, commission = (qty - trade.fee, ZERO) if trade.side == "buy" else (
                 qty, trade.fee * trade.price)  # a base-asset fee: less received on a buy
         realized = self.book.apply(trade.symbol, trade.side, qty, trade.price, commission)
-        venue_at = venue_time(trade.venue_ts, self.at)
         payload = {
             "fill_id": trade.trade_id, "order_id": w.row.order_id,
             "client_order_id": w.row.client_order_id, "account_id": self.acct.account_id,

@@ -235,6 +235,16 @@ def accounts(conn: apsw.Connection, vault_id: str | None = None) -> list[Account
     return [_account_row(r) for r in conn.execute(sql, args)]
 
 
+def accounts_at(conn: apsw.Connection, vault_id: str, kinds: Sequence[str]
+                ) -> list[AccountRow]:
+    """The vault's accounts (not removed, not shadow) at brokers of these kinds."""
+    marks = ", ".join("?" * len(kinds))
+    return [_account_row(r) for r in conn.execute(
+        f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE vault_id = ? AND broker_kind IN"
+        f" ({marks}) AND mode != 'shadow' AND status != 'removed' ORDER BY account_id",
+        (vault_id, *kinds))]
+
+
 def account(conn: apsw.Connection, account_id: str) -> AccountRow | None:
     r = conn.execute(f"SELECT {_ACCOUNT_COLS} FROM accounts WHERE account_id = ?",
                      (account_id,)).fetchone()
@@ -489,10 +499,10 @@ def order_by_venue_id(conn: apsw.Connection, account_id: str, venue_order_id: st
     return None if r is None else (_order_row(r), r[12], r[13])
 
 
-def has_live_fill(conn: apsw.Connection, account_id: str, fill_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM fills WHERE account_id = ? AND fill_id = ?"
-                        " AND recorded_at IS NOT NULL", (account_id, fill_id)).fetchone() \
-        is not None
+def has_fill(conn: apsw.Connection, account_id: str, at: int, fill_id: str) -> bool:
+    """A venue's trade is recorded once: its id comes with its time (the primary key)."""
+    return conn.execute("SELECT 1 FROM fills WHERE account_id = ? AND at = ? AND fill_id = ?",
+                        (account_id, at, fill_id)).fetchone() is not None
 
 
 def insert_live_fill(conn: apsw.Connection, row: tuple[Any, ...]) -> None:
