@@ -24,13 +24,16 @@ from typing import Any, ClassVar
 from vanta_box.core.money import ZERO, D
 from vanta_box.domain.orders import Status
 from vanta_box.execution.venue import (
+    ClientOrderId,
     ErrorKind,
     LiveOrder,
     OrderReport,
     Rules,
     Snapshot,
     Trade,
+    TradeId,
     VenueError,
+    VenueOrderId,
 )
 
 PAPER_URL = "https://paper-api.alpaca.markets"
@@ -241,14 +244,17 @@ class AlpacaVenue:
         raw = str(body.get("status") or "")
         status = _STATUS.get(raw, Status.ACCEPTED)  # an unknown status: still working
         avg = body.get("filled_avg_price")
-        return OrderReport(str(body.get("client_order_id")), str(body.get("id")), status, raw,
+        return OrderReport(ClientOrderId(str(body.get("client_order_id"))),
+                           VenueOrderId(str(body.get("id"))), status, raw,
                            _dec(body.get("filled_qty") or "0", "filled_qty"),
                            None if avg in (None, "") else _dec(avg, "filled_avg_price"),
                            body.get("updated_at"))
 
     def _trade(self, row: dict[str, Any]) -> Trade:
         side = "sell" if str(row.get("side", "")).startswith("sell") else "buy"
-        return Trade(str(row.get("id")), row.get("order_id"),
+        venue_order = row.get("order_id")
+        return Trade(TradeId(str(row.get("id"))),
+                     None if venue_order is None else VenueOrderId(str(venue_order)),
                      self._symbol(str(row.get("symbol"))), side,  # type: ignore[arg-type]
                      _dec(row.get("qty"), "qty"), _dec(row.get("price"), "price"), ZERO, None,
                      str(row.get("transaction_time")))

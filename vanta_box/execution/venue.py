@@ -12,11 +12,17 @@ derived from it, so replay reads the answers back (``from_payload``) and never a
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, NewType, Protocol
 
 from vanta_box.core.models import Side
 from vanta_box.core.money import D, fmt
 from vanta_box.domain.orders import Status
+
+# Three ids not to be confused: ours (deterministic, `vb-…`), the venue's for an order, and
+# the venue's for one execution of it (several per order when it fills in parts).
+ClientOrderId = NewType("ClientOrderId", str)
+VenueOrderId = NewType("VenueOrderId", str)
+TradeId = NewType("TradeId", str)
 
 ErrorKind = Literal["auth", "rate_limit", "transient", "reject", "not_found", "unknown",
                     "duplicate_id"]
@@ -41,8 +47,8 @@ class VenueError(Exception):
 class OrderReport(NamedTuple):
     """What the venue says of one order."""
 
-    client_order_id: str
-    venue_order_id: str | None
+    client_order_id: ClientOrderId
+    venue_order_id: VenueOrderId | None
     status: Status
     raw_status: str
     filled_qty: Decimal
@@ -53,8 +59,8 @@ class OrderReport(NamedTuple):
 class Trade(NamedTuple):
     """One execution, by the venue's trade id."""
 
-    trade_id: str
-    venue_order_id: str | None
+    trade_id: TradeId
+    venue_order_id: VenueOrderId | None
     symbol: str  # vanta's symbol
     side: Side
     qty: Decimal
@@ -79,7 +85,7 @@ class Rules(NamedTuple):
 
 
 class LiveOrder(NamedTuple):
-    client_order_id: str
+    client_order_id: ClientOrderId
     symbol: str
     side: Side
     qty: Decimal

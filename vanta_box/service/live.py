@@ -27,7 +27,15 @@ from vanta_box.core.timeutil import parse_ts
 from vanta_box.domain.orders import WORKING, Fill, InvalidTransition, OrderState, Status, move
 from vanta_box.domain.orders import apply_fill as apply_execution
 from vanta_box.execution import venue as wire
-from vanta_box.execution.venue import LiveOrder, LiveVenue, OrderReport, Trade, VenueError
+from vanta_box.execution.venue import (
+    ClientOrderId,
+    LiveOrder,
+    LiveVenue,
+    OrderReport,
+    Trade,
+    VenueError,
+    VenueOrderId,
+)
 from vanta_box.service.books import Book
 from vanta_box.service.engine import Engine, ReplayInterrupted
 from vanta_box.store import repo
@@ -163,7 +171,7 @@ class Working:
 
     row: repo.OrderRow
     state: OrderState
-    venue_order_id: str | None = None
+    venue_order_id: VenueOrderId | None = None
     venue_filled: Decimal = ZERO  # what the venue last said was filled
 
     @property
@@ -291,7 +299,7 @@ class Account:
 def _working(row: repo.OrderRow, venue_order_id: str | None, avg: str | None) -> Working:
     notional = ZERO if avg is None else Decimal(avg) * row.filled_qty
     return Working(row, OrderState(row.qty, Status(row.status), row.filled_qty, notional),
-                   venue_order_id)
+                   None if venue_order_id is None else VenueOrderId(venue_order_id))
 
 
 def load_working(a: Account) -> None:
@@ -476,8 +484,8 @@ def cancel_superseded(a: Account, by: str) -> None:
     for w in sorted(working(a), key=lambda w: w.row.order_id):
         if w.row.cycle_id == by:
             continue
-        report = OrderReport(w.row.client_order_id, w.venue_order_id, w.state.status, "",
-                             w.state.filled_qty, w.state.avg_price, None)
+        report = OrderReport(ClientOrderId(w.row.client_order_id), w.venue_order_id,
+                             w.state.status, "", w.state.filled_qty, w.state.avg_price, None)
         answer, error = _safely(a, functools.partial(a.venue.cancel, report))
         with a.eng.tx():
             a.eng.record(a.at, "cancel", {
