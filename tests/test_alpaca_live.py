@@ -237,3 +237,26 @@ def test_partial_fills_arrive_over_two_commands(live: Home, sim: AlpacaSim) -> N
 
 def _venue_fills(home: Home) -> list[dict[str, Any]]:
     return [f for f in home.trade_log() if f["kind"] == "fill" and f.get("venue") == "alpaca"]
+
+
+def test_vanta_reconcile_journals_what_the_venue_changed(live: Home, sim: AlpacaSim) -> None:
+    sim.fill_on_submit = True
+    live.ok("cycle", "run", "--at", T1, env=PASS)
+    sim.set_position(KEYS["F1"][0], "BBB", "55", "50")  # 5 gone at the venue
+    sim.deposit(KEYS["F1"][0], "250")  # and 250 more cash: as if sold by hand at 50
+    out = live.ok("reconcile", "--account", "F1", "--at", T2, env=PASS).out
+    assert "reconciled 1 live account" in out
+    events = _journal(live)
+    (discrepancy,) = [e for e in events if e["kind"] == "discrepancy"]
+    # 5 BBB sold at the mark 50 by someone else: realized FIFO (cost 50): 0
+    assert (discrepancy["symbol"], discrepancy["ours"], discrepancy["venue"],
+            discrepancy["realized_pnl"]) == ("BBB", "60", "55", "0")
+    # at the venue: 5 BBB gone and 250 more cash; adopting the sale at the mark
+    # (5 x 50 = 250) explains that cash, so there is no new flow
+    flows = [e for e in events if e["kind"] == "flow" and e["account_id"] == "F1"]
+    assert [f["amount"] for f in flows] == ["10000"]  # only the first funding
+    assert our_positions(live, "F1") == venue_positions(sim, "F1")
+    assert D(live.account("F1")["cash"]) == sim.cash(KEYS["F1"][0])
+    refused = live.vanta("reconcile", "--account", "M", "--at", T2, env=PASS)
+    assert refused.code == 2 and "only live venues" in refused.err
+    assert live.vanta("orders", "sync", "--at", T2, env=PASS).code == 1  # nothing working
