@@ -255,6 +255,10 @@ class AlpacaSim:
         self.fill_on_submit = False  # the whole plan runs inside POST /v2/orders
         self.auto_advance = True  # GETs of orders/activities advance open orders one step
         self.cancel_pending = False  # DELETE leaves pending_cancel; the next step cancels
+        self.latency = 0.0  # seconds added to every answer, outside the lock (benchmarks)
+        self.down = False  # no answer at all: the connection is closed unanswered
+        self.down_keys: set[str] = set()  # these accounts' requests hang, then close
+        self.hang = 11.0  # seconds a down account's request hangs (past the client timeout)
         self.requests: list[SimRequest] = []
         self.accounts: dict[str, Account] = {}
         self.assets: dict[str, Asset] = {}
@@ -266,7 +270,7 @@ class AlpacaSim:
         self._forced_429: list[str | None] = []  # key (None: anyone) per forced answer
         self._fail_after_create: list[int] = []
         self._reject: list[Fail] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._server.sim = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
@@ -768,12 +772,33 @@ _UNSIMULATED = {"/v2/assets", "/v2/clock", "/v2/calendar", "/v2/watchlists",
 _ADVANCING = {"_list_orders", "_get_order", "_get_order_by_client_id", "_activities"}
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # many clients at once (bench/bench_venues.py)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client killed mid-connection (the crash tests) is not the server's error
+
+
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a client's connection serves many requests
+    disable_nagle_algorithm = True  # no 40 ms Nagle/delayed-ACK stall per answer
+
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode() if length else ""
+        data = self.rfile.read(length) if length else b""
+        if len(data) < length:  # the client died mid-request: it never arrived whole
+            self.close_connection = True
+            return
+        raw = data.decode()
         headers = {k.lower(): v for k, v in self.headers.items()}
         sim: AlpacaSim = self.server.sim  # type: ignore[attr-defined]
+        if sim.down or headers.get("apca-api-key-id") in sim.down_keys:
+            if not sim.down:
+                time.sleep(sim.hang)
+            self.close_connection = True
+            return
+        if sim.latency:
+            time.sleep(sim.latency)
         status, extra, body = sim.handle(self.command, self.path, headers, raw)
         text = "" if body is None else json.dumps(body, separators=(",", ":"), sort_keys=True)
         data = text.encode()

@@ -9,17 +9,20 @@ them to stop a command at every boundary in turn, without sleeps; nothing else r
 from __future__ import annotations
 
 import os
+import threading
 
 _counts = {"VANTA_TEST_CRASH_AFTER_COMMIT": 0, "VANTA_TEST_CRASH_AFTER_SEND": 0}
+_lock = threading.Lock()  # orders are sent from the venues' worker threads
 
 
 def _point(name: str) -> None:
     limit = os.environ.get(name)
     if not limit:
         return
-    _counts[name] += 1
-    if _counts[name] >= int(limit):
-        os._exit(137)
+    with _lock:
+        _counts[name] += 1
+        if _counts[name] >= int(limit):
+            os._exit(137)
 
 
 def committed() -> None:

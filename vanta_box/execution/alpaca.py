@@ -21,13 +21,17 @@ from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, ClassVar
 
+import requests
+
 from vanta_box.core.money import ZERO, D
 from vanta_box.domain.orders import Status
 from vanta_box.execution.venue import (
+    Bucket,
     ClientOrderId,
     ErrorKind,
     LiveOrder,
     OrderReport,
+    Retries,
     Rules,
     Snapshot,
     Trade,
@@ -39,7 +43,6 @@ from vanta_box.execution.venue import (
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
 REQUEST_TIMEOUT = 10.0  # seconds, not money
-TRANSIENT_WAIT = 4.0  # seconds of retries after 5xx or connection errors; not money
 US = 1_000_000
 
 # Raw Alpaca status -> vanta's (wire README: terminal are filled, canceled, expired,
@@ -93,6 +96,7 @@ class AlpacaVenue:
     def __init__(self, key_id: str, secret_key: str, *, paper: bool = True,
                  base_url: str | None = None, symbols: frozenset[str] = frozenset(),
                  sleep: Callable[[float], None], now: Callable[[], int],
+                 precise: Callable[[], int] | None = None,
                  max_tries: int = 6, max_wait: float = 120.0) -> None:  # seconds, not money
         from alpaca.trading.client import TradingClient
 
@@ -103,31 +107,19 @@ class AlpacaVenue:
         setattr(session, "request",  # noqa: B010 - a method replaced: every call times out
                 functools.partial(session.request, timeout=REQUEST_TIMEOUT))
         self._compact = {s.replace("/", ""): s for s in symbols}
-        self._sleep, self._now = sleep, now
-        self._max_tries, self._max_wait = max_tries, max_wait
+        self._retries = Retries(sleep, now, max_tries, max_wait)
         self._url = base_url or (PAPER_URL if paper else LIVE_URL)
+        # 200 requests a minute per account: 3/s and a burst of 20 never exceed it
+        self._bucket = Bucket(3.0, 20.0, precise or now, sleep)
 
     # ------------------------------------------------------------ HTTP, classified
 
     def _call(self, method: str, path: str, data: Any = None) -> Any:
-        waited = 0.0
-        for attempt in range(self._max_tries):
-            try:
-                return getattr(self._client, method)(path, data)
-            except Exception as exc:  # alpaca-py's APIError, requests' errors
-                error = self._error(exc, sent=method == "post")
-            if error.kind not in ("rate_limit", "transient") or attempt + 1 == self._max_tries:
-                raise error
-            if error.kind == "transient" and waited >= TRANSIENT_WAIT:
-                raise error  # an unreachable venue delays its account a few seconds only
-            pause = min(8.0, 0.25 * 2 ** attempt)  # seconds, not money
-            if error.retry_at is not None:  # the venue's reset, up to half a minute a try
-                pause = min(30.0, max(pause, (error.retry_at - self._now()) / US))
-            if waited + pause > self._max_wait:
-                raise error
-            self._sleep(pause)
-            waited += pause
-        raise AssertionError("unreachable")
+        def ask() -> Any:
+            self._bucket.take()
+            return getattr(self._client, method)(path, data)
+
+        return self._retries.run(ask, functools.partial(self._error, sent=method == "post"))
 
     def _error(self, exc: Exception, *, sent: bool) -> VenueError:
         response = getattr(exc, "response", None)
@@ -149,7 +141,7 @@ class AlpacaVenue:
         if reset and str(reset).isdigit():
             retry_at = int(reset) * US
         return VenueError(kind, f"alpaca {status or '-'}: {message}", status=status,
-                          retry_at=retry_at)
+                          retry_at=retry_at, timed_out=isinstance(exc, requests.Timeout))
 
     # ------------------------------------------------------------ the five questions
 
@@ -161,7 +153,7 @@ class AlpacaVenue:
                 "client_order_id": order.client_order_id}
         return self._report(self._call("post", "/orders", body))
 
-    def cancel(self, report: OrderReport) -> OrderReport | None:
+    def cancel(self, report: OrderReport, symbol: str = "") -> OrderReport | None:
         if report.venue_order_id is None:
             return self.order(report.client_order_id)
         try:
@@ -171,7 +163,7 @@ class AlpacaVenue:
                 raise
         return self.order(report.client_order_id)
 
-    def order(self, client_order_id: str) -> OrderReport | None:
+    def order(self, client_order_id: str, symbol: str = "") -> OrderReport | None:
         try:
             body = self._call("get", "/orders:by_client_order_id",
                               {"client_order_id": client_order_id})
@@ -218,10 +210,10 @@ class AlpacaVenue:
             return Rules(Decimal("0.000000001"), Decimal(1), ZERO)
         return Rules(Decimal(1), ZERO, Decimal(1))  # whole shares only
 
-    def account(self) -> dict[str, Any]:
-        """The account as Alpaca describes it (onboarding checks the keys with it)."""
+    def account_status(self) -> str:
+        """The account's status as Alpaca says it (onboarding checks the keys with it)."""
         body = self._call("get", "/account")
-        return body if isinstance(body, dict) else {}
+        return str(body.get("status") or "") if isinstance(body, dict) else ""
 
     # ------------------------------------------------------------ bodies -> vanta
 

@@ -11,6 +11,7 @@ derived from it, so replay reads the answers back (``from_payload``) and never a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal, NamedTuple, NewType, Protocol
 
@@ -36,12 +37,13 @@ class VenueError(Exception):
     looked up by client order id and adopted, never sent again)."""
 
     def __init__(self, kind: ErrorKind, message: str, *, status: int | None = None,
-                 retry_at: int | None = None) -> None:
+                 retry_at: int | None = None, timed_out: bool = False) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.message = message
         self.status = status
         self.retry_at = retry_at  # µs: the venue's reset time, when it gave one
+        self.timed_out = timed_out  # no answer within the request's timeout
 
 
 class OrderReport(NamedTuple):
@@ -96,9 +98,9 @@ class LiveVenue(Protocol):
 
     def submit(self, order: LiveOrder) -> OrderReport: ...
 
-    def cancel(self, report: OrderReport) -> OrderReport | None: ...
+    def cancel(self, report: OrderReport, symbol: str) -> OrderReport | None: ...
 
-    def order(self, client_order_id: str) -> OrderReport | None:
+    def order(self, client_order_id: str, symbol: str) -> OrderReport | None:
         """None: the venue has no order with this client order id."""
         ...
 
@@ -109,6 +111,63 @@ class LiveVenue(Protocol):
     def snapshot(self) -> Snapshot: ...
 
     def rules(self, symbol: str) -> Rules: ...
+
+
+class Bucket:
+    """A token bucket on the injected clock: at most ``burst + rate × T`` requests in any
+    ``T`` seconds (Alpaca: 3/s with a burst of 20 keeps any minute within its 200)."""
+
+    def __init__(self, rate: float, burst: float,  # requests per second: not money
+                 now: Callable[[], int], sleep: Callable[[float], None]) -> None:
+        self._rate, self._burst = rate, burst
+        self._now, self._sleep = now, sleep
+        self._tokens, self._at = burst, now()
+
+    def take(self) -> None:
+        moment = self._now()
+        self._tokens = min(self._burst, self._tokens + (moment - self._at) / 1e6 * self._rate)
+        self._at = moment
+        if self._tokens < 1:
+            self._sleep((1 - self._tokens) / self._rate)
+            self._tokens, self._at = 1.0, max(self._now(), moment)
+        self._tokens -= 1
+
+
+TRANSIENT_WAIT = 4.0  # seconds of retries after 5xx or connection errors; not money
+US = 1_000_000
+
+
+class Retries(NamedTuple):
+    """How an adapter asks again: capped exponential backoff on the injected clock,
+    honouring the venue's reset time, bounded in tries and in time."""
+
+    sleep: Callable[[float], None]
+    now: Callable[[], int]
+    max_tries: int = 6
+    max_wait: float = 120.0  # seconds, not money
+
+    def run(self, ask: Callable[[], Any], error_of: Callable[[Exception], VenueError]) -> Any:
+        """``ask()``; a failure is classified by ``error_of`` and asked again while it is a
+        rate limit or transient. A request with no answer within its timeout is not asked
+        again (``VenueError.timed_out``): that would cost as much once more."""
+        waited = 0.0
+        for attempt in range(self.max_tries):
+            try:
+                return ask()
+            except Exception as exc:  # the client library's errors, whatever their class
+                error = error_of(exc)
+            if error.kind not in ("rate_limit", "transient") or attempt + 1 == self.max_tries:
+                raise error
+            if error.timed_out or (error.kind == "transient" and waited >= TRANSIENT_WAIT):
+                raise error  # an unreachable venue delays its account a few seconds only
+            pause = min(8.0, 0.25 * 2 ** attempt)  # seconds, not money
+            if error.retry_at is not None:  # the venue's reset, up to half a minute a try
+                pause = min(30.0, max(pause, (error.retry_at - self.now()) / US))
+            if waited + pause > self.max_wait:
+                raise error
+            self.sleep(pause)
+            waited += pause
+        raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------- the journal's form

@@ -73,9 +73,21 @@ class CcxtBrokerIn(Strict):
     api_key: Secret
     secret: Secret
     password: Secret | None = None
-    sandbox: StrictBool = False
+    sandbox: StrictBool = True
     base_url: StrictStr | None = None
     starting_cash: NonNeg | None = None  # shadow book only
+
+    @field_validator("exchange")
+    @classmethod
+    def _known_to_ccxt(cls, value: str) -> str:
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("ccxt")  # ccxt's files, none of them imported
+        where = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not any((Path(d) / f"{value}.py").is_file() for d in where):
+            raise ValueError(f"{value!r} is not an exchange id of the installed ccxt")
+        return value
 
 
 _BROKERS: dict[str, type[Strict]] = {

@@ -4,6 +4,8 @@ over the network: write-ahead steps, ``service.live``)."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vanta_box.core.clock import Clock, SystemClock
@@ -15,7 +17,8 @@ from vanta_box.execution.paper import PaperBroker, ShadowVenue
 from vanta_box.execution.venue import LiveVenue
 from vanta_box.store.repo import AccountRow
 
-LIVE_KINDS = frozenset({"alpaca"})  # ccxt: issue 11
+LIVE_KINDS = frozenset({"alpaca", "ccxt"})
+WORKERS = 16  # threads asking live venues at once (VANTA_VENUE_WORKERS)
 
 
 def paper_terms(account: AccountRow, vault: Vault) -> PaperTerms:
@@ -47,10 +50,20 @@ class LiveVenues:
 
     tape = None  # replay reads answers from the journal instead (service.replay)
 
-    def __init__(self, keystore: Any = None, clock: Clock | None = None) -> None:
+    def __init__(self, keystore: Any = None, clock: Clock | None = None,
+                 workers: int | None = None) -> None:
         self.keystore = keystore
         self.clock = clock or SystemClock()
+        self.workers = workers or int(os.environ.get("VANTA_VENUE_WORKERS") or WORKERS)
         self._live: dict[str, LiveVenue] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads that ask live venues: at most ``workers`` requests in flight."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="venue")
+        return self._pool
 
     def broker_for(self, account: AccountRow, vault: Vault) -> Broker:
         if account.mode == "shadow":
@@ -62,8 +75,9 @@ class LiveVenues:
 
     def live_for(self, account: AccountRow, symbols: frozenset[str]) -> LiveVenue:
         if account.account_id not in self._live:
-            self._live[account.account_id] = open_venue(account, self._secrets(account),
-                                                        symbols, self.clock)
+            self._live[account.account_id] = open_venue(
+                account.broker_kind, account.broker_config, self._secrets(account), symbols,
+                self.clock)
         return self._live[account.account_id]
 
     def _secrets(self, account: AccountRow) -> dict[str, str]:
@@ -73,17 +87,25 @@ class LiveVenues:
         return secrets
 
 
-def open_venue(account: AccountRow, secrets: dict[str, str], symbols: frozenset[str],
-               clock: Clock) -> LiveVenue:
-    from vanta_box.execution.alpaca import AlpacaVenue
-
-    cfg = account.broker_config
+def open_venue(kind: str, cfg: dict[str, Any], secrets: dict[str, str],
+               symbols: frozenset[str], clock: Clock, **limits: Any) -> LiveVenue:
+    """The adapter of an account's venue (alpaca-py, or ccxt's exchange module)."""
     sleep = getattr(clock, "sleep", None)
     if sleep is None:
         raise Refused("a live venue needs a clock that can wait")
+    precise = getattr(clock, "precise", clock.now)
+    if kind == "ccxt":
+        from vanta_box.execution.exchange import ExchangeVenue
+
+        return ExchangeVenue(str(cfg["exchange"]), secrets["api_key"], secrets["secret"],
+                             secrets.get("password"), sandbox=bool(cfg.get("sandbox", True)),
+                             base_url=cfg.get("base_url"), symbols=symbols, sleep=sleep,
+                             now=clock.now, precise=precise, **limits)
+    from vanta_box.execution.alpaca import AlpacaVenue
+
     return AlpacaVenue(secrets["key_id"], secrets["secret_key"],
                        paper=bool(cfg.get("paper", True)), base_url=cfg.get("base_url"),
-                       symbols=symbols, sleep=sleep, now=clock.now)
+                       symbols=symbols, sleep=sleep, now=clock.now, precise=precise, **limits)
 
 
 def check_keys(path: str, packet: Any) -> None:
@@ -91,23 +113,23 @@ def check_keys(path: str, packet: Any) -> None:
     if packet.kind not in LIVE_KINDS:
         return
     from vanta_box.core.errors import InputError
-    from vanta_box.execution.alpaca import AlpacaVenue
     from vanta_box.execution.venue import VenueError
 
     clock = SystemClock()
     broker = packet.public_broker()
-    secrets = packet.secrets()
-    venue = AlpacaVenue(secrets["key_id"], secrets["secret_key"],
-                        paper=bool(broker.get("paper", True)), base_url=broker.get("base_url"),
-                        sleep=clock.sleep, now=clock.now, max_tries=2, max_wait=5.0)
     try:
-        account = venue.account()
+        venue: Any = open_venue(packet.kind, broker, packet.secrets(), frozenset(), clock,
+                                max_tries=2, max_wait=5.0)
+    except ValueError as exc:  # an exchange id ccxt does not have
+        raise InputError(str(exc), source=path, field="broker.exchange") from None
+    try:
+        status = venue.account_status()
     except VenueError as exc:
         if exc.kind == "auth":
             raise InputError(f"the venue refused these keys ({exc.message})", source=path,
                              field="broker") from None
         raise Refused(f"{path}: could not read the account at its venue ({exc.message}); "
                       "check broker.base_url, or onboard with --offline") from None
-    status = str(account.get("status") or "")
     if status and status.upper() != "ACTIVE":
         raise Refused(f"{path}: the venue says the account is {status}, not ACTIVE")
+
