@@ -256,6 +256,9 @@ class AlpacaSim:
         self.auto_advance = True  # GETs of orders/activities advance open orders one step
         self.cancel_pending = False  # DELETE leaves pending_cancel; the next step cancels
         self.latency = 0.0  # seconds added to every answer, outside the lock (benchmarks)
+        # crypto fees (docs.alpaca.markets/docs/crypto-fees): a buy pays in the coin, a sell
+        # in USD, reported only as CFEE activities (no order id), here at once
+        self.crypto_fee_rate = Decimal(0)
         self.down = False  # no answer at all: the connection is closed unanswered
         self.down_keys: set[str] = set()  # these accounts' requests hang, then close
         self.hang = 11.0  # seconds a down account's request hangs (past the client timeout)
@@ -490,6 +493,29 @@ class AlpacaSim:
         if o.asset.crypto:
             body["swap_rate"] = "1"  # as the real crypto FILL in ccxt's response excerpt has
         acct.activities.append((now, self._seq, body))
+        if o.asset.crypto and self.crypto_fee_rate:
+            self._crypto_fee(acct, o, qty, price, now)
+
+    def _crypto_fee(self, acct: Account, o: Order, qty: Decimal, price: Decimal,
+                    now: int) -> None:
+        coin = o.side == "buy"
+        fee = (qty * self.crypto_fee_rate).quantize(o.asset.step if coin else NANO,
+                                                     rounding=ROUND_DOWN)
+        if fee <= 0:
+            return
+        if coin:
+            asset, held, avg = acct.positions[o.asset.compact]
+            acct.positions[o.asset.compact] = (asset, held - fee, avg)
+        else:
+            fee = (qty * price * self.crypto_fee_rate).quantize(NANO, rounding=ROUND_DOWN)
+            acct.cash -= fee
+        activity_id = self._activity_id(now)
+        acct.activities.append((now, self._seq, {
+            "activity_type": "CFEE", "date": ny(now).date().isoformat(),
+            "description": f"Coin Pair Transaction Fee ({'Non USD' if coin else 'USD'})",
+            "id": activity_id, "net_amount": "0" if coin else num(-fee),
+            "price": num(price), "qty": num(-fee) if coin else "0", "status": "executed",
+            "symbol": o.asset.compact}))
 
     # ---------------------------------------------------------------- routes
     def _get_account(self, acct: Account, q: Q, body: Any) -> Answer:

@@ -260,3 +260,19 @@ def test_vanta_reconcile_journals_what_the_venue_changed(live: Home, sim: Alpaca
     refused = live.vanta("reconcile", "--account", "M", "--at", T2, env=PASS)
     assert refused.code == 2 and "only live venues" in refused.err
     assert live.vanta("orders", "sync", "--at", T2, env=PASS).code == 1  # nothing working
+
+
+def test_crypto_fees_reported_apart_as_cfee_are_booked_once(live: Home, sim: AlpacaSim) -> None:
+    sim.fill_on_submit = True
+    sim.crypto_fee_rate = D("0.0025")  # a buy pays in the coin, a sell in USD
+    live.ok("cycle", "run", "--at", T1, env=PASS)
+    live.ok("reconcile", "--at", T2, env=PASS)  # asks the activities again: nothing twice
+    for account_id in KEYS:
+        assert our_positions(live, account_id) == venue_positions(sim, account_id)
+        assert D(live.account(account_id)["cash"]) == sim.cash(KEYS[account_id][0])
+    events = _journal(live)
+    fees = [e for e in events if e["kind"] == "venue.fee"]
+    # 0.15 BTC bought: 0.000375 BTC of fee each, taken from the coin received
+    assert [(f["account_id"], f["fee"], f["fee_currency"]) for f in fees] == [
+        ("F1", "0.000375", "BTC"), ("F2", "0.000375", "BTC")]
+    assert not [e for e in events if e["kind"] == "discrepancy"]

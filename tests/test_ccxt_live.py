@@ -279,3 +279,23 @@ def test_onboarding_reads_the_exchange_once_and_refuses_bad_keys(home: Home,
     home.ok("onboard", home.write("c1.json", cb_packet("C1", cb.base_url)), "--at", T0,
             env=PASS)
     assert [r.path for r in cb.requests_of(CB["C1"][0])][-1] == "/accounts"
+
+
+def test_alpaca_crypto_fees_in_the_coin_received_reach_the_books_once(
+        home: Home, al: AlpacaCcxtSim) -> None:
+    key = AL["A1"][0]
+    al.configure(key, fee_rate="0.0025", fill_parts=2)  # a buy pays in the coin (CFEE)
+    live = setup_home(home, [al_packet("A1", al.base_url)])
+    live.ok("cycle", "run", "--at", T1, env=PASS)
+    live.ok("reconcile", "--account", "A1", "--at", T2, env=PASS)
+    held = {s: al.balance(key, s.split("/")[0]) for s in ("BTC/USD", "ETH/USD")}
+    assert ours(live, "A1") == held
+    assert D(live.account("A1")["cash"]) == al.balance(key, "USD")
+    events = journal(live)
+    fees = [e for e in events if e["kind"] == "venue.fee"]
+    assert len(fees) == 4 and {f["fee_currency"] for f in fees} == {"BTC", "ETH"}
+    # the fee leaves less of the coin than was bought: 0.25 % of it
+    bought = sum(D(f["qty"]) for f in venue_fills(live) if f["symbol"] == "BTC/USD")
+    assert held["BTC/USD"] == bought - sum(D(f["fee"]) for f in fees
+                                           if f["fee_currency"] == "BTC")
+    assert not [e for e in events if e["kind"] == "discrepancy"]

@@ -174,17 +174,10 @@ class AlpacaVenue:
         return self._report(body)
 
     def trades(self, cursor: str | None) -> tuple[list[Trade], str | None]:
-        out: list[Trade] = []
-        while True:
-            params: dict[str, Any] = {"direction": "asc", "page_size": 100}
-            if cursor:
-                params["page_token"] = cursor
-            page = self._call("get", "/account/activities/FILL", params) or []
-            for row in page:
-                out.append(self._trade(row))
-                cursor = str(row.get("id"))
-            if len(page) < 100:
-                return out, cursor
+        """Executions (FILL) and crypto fees (CFEE: Alpaca reports them nowhere else) after
+        the cursor, in the venue's order, one listing of both."""
+        return activities(lambda params: self._call("get", "/account/activities", params),
+                          cursor, self._symbol)
 
     def snapshot(self) -> Snapshot:
         account = self._call("get", "/account") or {}
@@ -242,14 +235,49 @@ class AlpacaVenue:
                            None if avg in (None, "") else _dec(avg, "filled_avg_price"),
                            body.get("updated_at"))
 
-    def _trade(self, row: dict[str, Any]) -> Trade:
-        side = "sell" if str(row.get("side", "")).startswith("sell") else "buy"
-        venue_order = row.get("order_id")
-        return Trade(TradeId(str(row.get("id"))),
-                     None if venue_order is None else VenueOrderId(str(venue_order)),
-                     self._symbol(str(row.get("symbol"))), side,  # type: ignore[arg-type]
-                     _dec(row.get("qty"), "qty"), _dec(row.get("price"), "price"), ZERO, None,
-                     str(row.get("transaction_time")))
+def activities(ask: Callable[[dict[str, Any]], Any], cursor: str | None,
+               symbol_of: Callable[[str], str]) -> tuple[list[Trade], str | None]:
+    """``GET /v2/account/activities?activity_types=FILL,CFEE`` after ``cursor`` (the last
+    activity id seen), every page (the venue pages by 100, oldest first)."""
+    out: list[Trade] = []
+    while True:
+        params: dict[str, Any] = {"activity_types": "FILL,CFEE", "direction": "asc",
+                                  "page_size": 100}
+        if cursor:
+            params["page_token"] = cursor
+        page = ask(params) or []
+        for row in page:
+            found = activity(row, symbol_of)
+            if found is not None:
+                out.append(found)
+            cursor = str(row.get("id"))
+        if len(page) < 100:
+            return out, cursor
+
+
+def activity(row: dict[str, Any], symbol_of: Callable[[str], str]) -> Trade | None:
+    """A FILL as an execution; a CFEE as a fee with no execution (qty 0, no order: Alpaca
+    does not say which fill it belongs to): a coin fee (``qty`` < 0) is taken from the
+    coin received, a USD fee (``net_amount`` < 0) from the cash."""
+    kind = str(row.get("activity_type") or "FILL")
+    symbol = symbol_of(str(row.get("symbol")))
+    if kind == "CFEE":
+        coin = -_dec(row.get("qty") or "0", "qty")
+        usd = -_dec(row.get("net_amount") or "0", "net_amount")
+        base, _, quote = symbol.partition("/")
+        fee, currency = (coin, base) if coin else (usd, quote or "USD")
+        when = row.get("created_at") or row.get("transaction_time") or f"{row.get('date')}"
+        return Trade(TradeId(str(row.get("id"))), None, symbol, "sell", ZERO,
+                     _dec(row.get("price") or "0", "price"), fee, currency, str(when))
+    if kind != "FILL":
+        return None
+    side = "sell" if str(row.get("side", "")).startswith("sell") else "buy"
+    venue_order = row.get("order_id")
+    return Trade(TradeId(str(row.get("id"))),
+                 None if venue_order is None else VenueOrderId(str(venue_order)),
+                 symbol, side,  # type: ignore[arg-type]
+                 _dec(row.get("qty"), "qty"), _dec(row.get("price"), "price"), ZERO, None,
+                 str(row.get("transaction_time")))
 
 
 def _text(qty: Decimal) -> str:

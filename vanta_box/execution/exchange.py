@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from vanta_box.core.money import ZERO, D
 from vanta_box.domain.orders import Status
 from vanta_box.execution.alpaca import _STATUS as ALPACA_STATUS
+from vanta_box.execution.alpaca import activities
 from vanta_box.execution.venue import (
     Bucket,
     ClientOrderId,
@@ -263,6 +264,8 @@ class ExchangeVenue:
     def trades(self, cursor: str | None) -> tuple[list[Trade], str | None]:
         """Executions per symbol since the cursor ({symbol: last time seen, ms}). Trades
         at the cursor's own millisecond come again; they are booked once by trade id."""
+        if self.exchange_id == "alpaca":  # ccxt reads FILL only: its trades carry no fee
+            return activities(self._alpaca_activities, cursor, self._alpaca_symbol)
         since: dict[str, int] = json.loads(cursor) if cursor else {}
         for symbol in self._watch:
             since.setdefault(symbol, 0)
@@ -280,6 +283,13 @@ class ExchangeVenue:
                     break
         out.sort(key=lambda t: (t.venue_ts, t.trade_id))
         return out, json.dumps(since, sort_keys=True, separators=(",", ":"))
+
+    def _alpaca_activities(self, params: dict[str, Any]) -> Any:
+        return self._call("traderPrivateGetV2AccountActivities", params)
+
+    def _alpaca_symbol(self, venue_symbol: str) -> str:
+        compact = venue_symbol.replace("/", "")
+        return next((s for s in self._symbols if s.replace("/", "") == compact), venue_symbol)
 
     def snapshot(self) -> Snapshot:
         self._markets()

@@ -292,8 +292,33 @@ class Account:
 
     def apply_trades(self, trades: list[Trade], cursor: str | None) -> None:
         for trade in trades:
-            self.apply_trade(trade)
+            if trade.venue_order_id is None and not trade.qty:
+                self.apply_fee(trade)
+            else:
+                self.apply_trade(trade)
         repo.set_venue_cursor(self.eng.conn, self.account_id, cursor)
+
+    def apply_fee(self, fee: Trade) -> None:
+        """A venue's fee reported apart from any execution (Alpaca's CFEE), once: the
+        cursor after it commits with it. A fee in the base asset is that much of the coin
+        gone (realized at no proceeds); one in the quote currency is a commission."""
+        if fee.fee <= 0:
+            return
+        base = fee.symbol.split("/")[0] if "/" in fee.symbol else None
+        realized = ZERO
+        if fee.fee_currency == base:
+            if self.book.held(fee.symbol) < fee.fee:
+                return  # more than is held: the reconciliation's discrepancy tells
+            realized = self.book.apply(fee.symbol, "sell", fee.fee, ZERO, ZERO)
+        else:
+            self.book.cash -= fee.fee
+            self.book.commissions += fee.fee
+            self.book.touched = True
+        self.eng.record(self.at, "venue.fee", {
+            "account_id": self.account_id, "fee_id": fee.trade_id, "symbol": fee.symbol,
+            "fee": fmt(fee.fee), "fee_currency": fee.fee_currency, "price": fmt(fee.price),
+            "realized_pnl": fmt(realized) if realized else "0", "venue_ts": fee.venue_ts,
+            "venue": self.venue_kind})
 
     def apply_trade(self, trade: Trade) -> bool:
         """Book one execution, once per venue trade id. False: not one of our orders."""

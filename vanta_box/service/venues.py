@@ -18,7 +18,8 @@ from vanta_box.execution.venue import LiveVenue
 from vanta_box.store.repo import AccountRow
 
 LIVE_KINDS = frozenset({"alpaca", "ccxt"})
-WORKERS = 16  # threads asking live venues at once (VANTA_VENUE_WORKERS)
+WORKERS = 64  # threads asking live venues at once (VANTA_VENUE_WORKERS): a venue that
+# hangs holds one until its timeout, so there are enough for many such venues at once
 
 
 def paper_terms(account: AccountRow, vault: Vault) -> PaperTerms:
