@@ -57,19 +57,24 @@ _UUID_SPACE = uuid.UUID("5c1f3a7e-9b2d-4e8f-a6c0-7d3b2e1f0a95")
 logging.getLogger("ccxt").setLevel(logging.INFO)  # its DEBUG lines carry request headers
 
 
+def known_exchange(exchange_id: str) -> bool:
+    """Whether the installed ccxt has an exchange of this id (nothing of it imported)."""
+    if not exchange_id.isidentifier() or exchange_id.startswith("_") or exchange_id in (
+            "base", "abstract", "static_dependencies", "async_support", "pro", "test"):
+        return False
+    if "ccxt" not in sys.modules:
+        spec = importlib.util.find_spec("ccxt")
+        if spec is None:
+            return False
+        # the package without its __init__ (which imports every exchange)
+        sys.modules["ccxt"] = importlib.util.module_from_spec(spec)
+    return importlib.util.find_spec(f"ccxt.{exchange_id}") is not None
+
+
 def load_exchange(exchange_id: str) -> type[Any]:
     """The ccxt class of ``exchange_id``, importing only its module (unless the whole of
     ccxt is loaded already). ValueError for an id ccxt does not have."""
-    if not exchange_id.isidentifier() or exchange_id.startswith("_"):
-        raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
-    package = sys.modules.get("ccxt")
-    if package is None:
-        spec = importlib.util.find_spec("ccxt")
-        if spec is None:
-            raise ValueError("ccxt is not installed")
-        package = importlib.util.module_from_spec(spec)  # its __init__ (every exchange) unrun
-        sys.modules["ccxt"] = package
-    if importlib.util.find_spec(f"ccxt.{exchange_id}") is None:
+    if not known_exchange(exchange_id):
         raise ValueError(f"{exchange_id!r} is not a ccxt exchange id")
     module = importlib.import_module(f"ccxt.{exchange_id}")
     cls = getattr(module, exchange_id, None)

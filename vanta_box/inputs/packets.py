@@ -80,12 +80,9 @@ class CcxtBrokerIn(Strict):
     @field_validator("exchange")
     @classmethod
     def _known_to_ccxt(cls, value: str) -> str:
-        import importlib.util
-        from pathlib import Path
+        from vanta_box.execution.exchange import known_exchange
 
-        spec = importlib.util.find_spec("ccxt")  # ccxt's files, none of them imported
-        where = list(spec.submodule_search_locations or []) if spec is not None else []
-        if not any((Path(d) / f"{value}.py").is_file() for d in where):
+        if not known_exchange(value):
             raise ValueError(f"{value!r} is not an exchange id of the installed ccxt")
         return value
 
