@@ -5,6 +5,7 @@ proofs rejected."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,3 +108,64 @@ def test_an_append_computes_only_the_subtrees_it_completes() -> None:
     tree = merkle.MemoryTree(rows(1000))
     assert len(tree.nodes) < 2 * 1000
     assert merkle.root(tree.subtree, 0) == hashlib.sha256(b"").digest()
+
+
+def _journal_db(tmp_path: Any, rows_count: int) -> Any:
+    from vanta_box.store import db
+    from vanta_box.store.journal import Journal
+
+    conn = db.connect(tmp_path / "m.db")
+    db.migrate(conn)
+    journal = Journal(conn)
+    with conn:
+        for i in range(rows_count):
+            journal.append("2026-11-02T00:00:00Z", "test", {"n": i})
+        journal.flush()
+    return conn
+
+
+def _row_hashes(conn: Any) -> list[bytes]:
+    return [bytes.fromhex(h) for (h,) in conn.execute("SELECT hash FROM journal ORDER BY seq")]
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.integers(min_value=1, max_value=90), min_size=1, max_size=4))
+def test_the_stored_tree_extends_in_steps_and_gives_rfc_6962_proofs(
+        tmp_path_factory: Any, steps: list[int]) -> None:
+    from vanta_box.store import merkle as stored
+    from vanta_box.store.journal import Journal
+
+    conn = _journal_db(tmp_path_factory.mktemp("t"), 0)
+    journal = Journal(conn)
+    for step in steps:  # rows appended, then the tree extended, several times
+        with conn:
+            for i in range(step):
+                journal.append("2026-11-02T00:00:00Z", "test", {"n": i})
+            journal.flush()
+            tree = stored.JournalTree(conn)
+            tree.extend()
+        leaves = _row_hashes(conn)
+        assert tree.root() == ref_mth(leaves)
+        for index in {0, len(leaves) // 2, len(leaves) - 1}:
+            path = merkle.inclusion_path(tree.subtree, index, tree.size)
+            assert path == ref_path(index, leaves)
+        assert merkle.consistency_proof(tree.subtree, 1, tree.size) == ref_subproof(
+            1, leaves, True)
+    assert stored.mismatches(conn) == []
+    count = conn.execute("SELECT count(*) FROM merkle_nodes").fetchone()[0]
+    assert count < len(_row_hashes(conn)) / 8 + 8  # levels of 16 leaves and up only
+
+
+def test_verify_names_a_stored_node_the_rows_do_not_make(tmp_path: Any) -> None:
+    from vanta_box.store import merkle as stored
+
+    conn = _journal_db(tmp_path, 100)
+    with conn:
+        stored.JournalTree(conn).extend()
+    assert stored.mismatches(conn) == []
+    with conn:
+        conn.execute("UPDATE merkle_nodes SET hash = ? WHERE level = 5 AND idx = 1",
+                     (bytes(32),))
+        conn.execute("INSERT INTO merkle_nodes (level, idx, hash) VALUES (4, 9, ?)",
+                     (bytes(32),))
+    assert stored.mismatches(conn) == [(5, 1), (4, 9)]
