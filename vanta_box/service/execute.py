@@ -22,7 +22,7 @@ from vanta_box.domain.orders import WORKING, Status
 from vanta_box.execution.broker import DuplicateOrder, OrderRequest
 from vanta_box.inputs.vaults import vault_from_dict
 from vanta_box.service import live
-from vanta_box.service.books import BATCH_ACCOUNTS, Book, load_books
+from vanta_box.service.books import Book, load_books
 from vanta_box.service.engine import Engine
 from vanta_box.service.live import Settle
 from vanta_box.service.venues import is_live
@@ -88,6 +88,7 @@ def execution_from_payload(kind: str, payload: dict[str, Any]) -> Execution:
 class Context:
     """What staging already loaded, handed to execution in the same process."""
 
+    books: dict[str, Book]
     marks: dict[str, Decimal]
     instruments: dict[str, Instrument]
 
@@ -104,12 +105,11 @@ def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
     involved = {o.account_id for o in orders}
     accounts = {a.account_id: a for a in repo.accounts(conn) if a.account_id in involved}
     if context is None:
+        books = load_books(conn, list(accounts.values()))
         instruments = repo.instruments(conn)
         marks = repo.marks_at(conn, at, {o.symbol for o in orders})
     else:
-        instruments, marks = context.instruments, context.marks
-    # The live accounts' books; an instant venue's are read with its batch (_run_batch).
-    books = load_books(conn, [a for a in accounts.values() if is_live(a)])
+        books, instruments, marks = context.books, context.instruments, context.marks
     vaults = {}
     for acct in accounts.values():
         if acct.vault_id not in vaults:
@@ -127,7 +127,8 @@ def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
     def run_batch(full: bool = False) -> None:
         nonlocal batch, size
         if batch:
-            _run_batch(eng, batch, by_account, accounts, vaults, instruments, marks, at, report)
+            _run_batch(eng, batch, by_account, accounts, books, vaults, instruments, marks, at,
+                       report)
             if full:  # progress on long work: a full batch, more to come
                 eng.progress(f"executed orders of {len(batch)} accounts")
         batch, size = [], 0
@@ -139,7 +140,7 @@ def execute_orders(eng: Engine, orders: Sequence[repo.OrderRow], at: int,
             continue
         batch.append(account_id)
         size += len(by_account[account_id])
-        if size >= BATCH_ORDERS or len(batch) >= BATCH_ACCOUNTS:
+        if size >= BATCH_ORDERS:
             run_batch(full=True)
     run_batch()
     if live_ids:
@@ -164,14 +165,13 @@ def _run_live(eng: Engine, accts: list[repo.AccountRow], books: dict[str, Book],
 
 
 def _run_batch(eng: Engine, batch: list[str], by_account: dict[str, list[repo.OrderRow]],
-               accounts: dict[str, repo.AccountRow], vaults: dict[str, Any],
-               instruments: dict[str, Instrument], marks: dict[str, Decimal], at: int,
-               report: ExecutionReport) -> None:
+               accounts: dict[str, repo.AccountRow], books: dict[str, Book],
+               vaults: dict[str, Any], instruments: dict[str, Instrument],
+               marks: dict[str, Decimal], at: int, report: ExecutionReport) -> None:
     done: list[repo.SettledOrder] = []
     fills: list[tuple[Any, ...]] = []
     mark_texts: dict[str, str] = {}
     with eng.tx():
-        books = load_books(eng.conn, [accounts[a] for a in batch])  # the batch's alone
         for account_id in batch:
             acct = accounts[account_id]
             vault = vaults[acct.vault_id]
