@@ -43,6 +43,7 @@ import argparse
 import json
 import random
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -450,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         db_size = db.file_size(home.db_path) + db.file_size(Path(str(home.db_path) + "-wal"))
         print()
         print(report(args, inputs, setup_s, loop, floor, db_size, kinds))
+        print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB"
+              " (this process: setup, cycles and the floor)")
         if keep_home:
             print(f"\nhome kept: {root}")
     finally:

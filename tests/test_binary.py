@@ -130,3 +130,23 @@ def test_binary_trades_ccxt_and_alpaca_accounts(binary: Path, tmp_path: Path) ->
         assert cb.balance("cb-key", "BTC") == al.position_qty("PKBINARY0001", "BTC/USD") == (
             __import__("decimal").Decimal("0.4"))
         assert len(cb.order_posts(key="cb-key")) == len(al.order_posts()) == 1
+
+
+@pytest.mark.slow
+def test_binary_sends_notifications(binary: Path, tmp_path: Path) -> None:
+    """apprise finds its plugins inside the bundle: a json:// URL reaches a loopback hook."""
+    from tests.test_notify import Hook
+
+    home = tmp_path / "home"
+    env = {**os.environ, "VANTA_PASSPHRASE": "the binary's notify test passphrase"}
+    env.pop("VANTA_HOME", None)
+    hook = Hook()
+    try:
+        for args in (["init"], ["notify", "add", hook.url("bin/tok-binary")],
+                     ["notify", "test"]):
+            done = subprocess.run([str(binary), "--home", str(home), *args], env=env,
+                                  capture_output=True, text=True, timeout=300, check=False)
+            assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+    finally:
+        hook.close()
+    assert [path for path, _body in hook.posts] == ["/bin/tok-binary"]

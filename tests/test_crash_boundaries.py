@@ -50,6 +50,13 @@ def ok(root: Path, *args: str) -> str:
     return done.stdout
 
 
+def alerted(root: Path, *args: str) -> str:
+    """``vanta run --once`` that raised a new alert: exit 4 (SPEC §6)."""
+    done = vanta(root, *args)
+    assert done.returncode == 4, f"vanta {' '.join(args)} -> {done.returncode}\n{done.stderr}"
+    return done.stdout
+
+
 def verified(root: Path) -> None:
     done = vanta(root, "audit", "verify")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -162,11 +169,12 @@ def test_scheduler_resumes_an_interrupted_cycle_before_the_next_slot(base: Path,
                                                                      tmp_path: Path) -> None:
     clean = _copy(base, tmp_path / "clean")
     ok(clean, "run", "--once", "--at", T1)
-    ok(clean, "run", "--once", "--at", T2)
+    # exit 4: T2's cycle trades on marks older than a day, a new alert (marks.stale)
+    assert "marks.stale" in alerted(clean, "run", "--once", "--at", T2)
     root = _copy(base, tmp_path / "home")
     assert vanta(root, "run", "--once", "--at", T1, crash_after=2).returncode == 137
     verified(root)
-    out = ok(root, "run", "--once", "--at", T2)  # the next slot: T1's cycle resumes first
+    out = alerted(root, "run", "--once", "--at", T2)  # the next slot: T1's cycle resumes first
     assert out.index("resume V") < out.index("cycle V")
     verified(root)
     assert end_state(root) == end_state(clean)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Home, prices_csv, signals, vault_def
+from tests.conftest import Home, signals, vault_def
 
 STEPS = [("2026-10-01", "100", "1"), ("2026-10-20", "113.425", "-1"),
          ("2026-11-02", "100", "1"), ("2026-11-20", "95", "-1"),
@@ -167,7 +167,7 @@ def test_statement_shows_pnl_and_fees_side_by_side(quarter: Home) -> None:
     assert "(flat leg)" in doc["fee"]["derivation"]
     assert doc["digest"].split(":")[0].isdigit()
     text = quarter.ok("statement", "A", "--period", "2026-11").out
-    assert "fee due      2000.00" in text and "B" not in text.split("fills")[1]
+    assert "fee due      2,000.00" in text and "B" not in text.split("fills")[1]
 
 
 def test_payments_and_a_reversal_that_nets_to_zero(quarter: Home) -> None:
@@ -236,7 +236,10 @@ def test_a_skipped_month_must_be_billed_first(setup_vault) -> None:  # type: ign
                          "--at", ts("2027-01-01"), "--allow-future")
     assert skipped.code == 1 and "not billed for 2026-11" in skipped.err
     # the scheduler bills every ended month still open, oldest first
-    out = home.ok("run", "--once", "--at", ts("2027-01-01"), "--allow-future").out
+    run = home.vanta("run", "--once", "--at", ts("2027-01-01"), "--allow-future")
+    # exit 4: a new alert, A's October fee still unpaid two months after it was billed
+    assert run.code == 4 and "fee.overdue" in run.out, run.out + run.err
+    out = run.out
     assert out.index("fees 2026-11") < out.index("fees 2026-12")
     assert [e["period"] for e in ledger(home)] == ["2026-10", "2026-11", "2026-12"]
 

@@ -1,10 +1,11 @@
-"""The encrypted keystore: broker secrets, never inside vanta.db.
+"""The encrypted keystore: broker secrets and notification URLs, never inside vanta.db.
 
 One JSON file ``<home>/keystore`` (mode 0600). The key is derived with scrypt from the
 ``VANTA_PASSPHRASE`` environment variable and a random salt kept in the file; each record is
 AES-256-GCM with a fresh 96-bit nonce and the account id as associated data, so a record
 moved to another account fails to decrypt. A check record tells a wrong passphrase from a
-damaged record.
+damaged record. The notification URLs (apprise URLs hold tokens) are one record of their
+own, ``notify``, outside the accounts' records and bound to its own associated data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from vanta_box.core.errors import KeystoreError
 PASSPHRASE_ENV = "VANTA_PASSPHRASE"
 _CHECK_AAD = b"vanta-keystore-check"
 _CHECK_PLAINTEXT = b"vanta-box keystore v1"
+_NOTIFY_AAD = b"vanta-notify-urls"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 
@@ -148,7 +150,44 @@ class Keystore:
             return []
         records = data["records"]
         assert isinstance(records, dict)
-        return [v for account in sorted(records) for v in self.get(account).values()]
+        return ([v for account in sorted(records) for v in self.get(account).values()]
+                + self.notify_urls())
+
+    # -- notification URLs ---------------------------------------------------------------
+
+    def has_notify_urls(self) -> bool:
+        """Whether notification URLs are stored (known without the passphrase)."""
+        data = self._load()
+        return bool(data) and isinstance(data.get("notify"), dict)
+
+    def notify_urls(self) -> list[str]:
+        """The notification URLs, in the order they were added."""
+        data = self._load()
+        record = data.get("notify") if data else None
+        if not isinstance(record, dict):
+            return []
+        key = self._key_for(data)
+        try:
+            plain = AESGCM(key).decrypt(_unb64(record["nonce"]), _unb64(record["ct"]),
+                                        _NOTIFY_AAD)
+        except InvalidTag:
+            raise KeystoreError(
+                f"{self.path}: the notification URLs do not decrypt (damaged)") from None
+        urls = json.loads(plain)
+        assert isinstance(urls, list)
+        return [str(u) for u in urls]
+
+    def set_notify_urls(self, urls: list[str]) -> None:
+        """Store the notification URLs (an empty list removes the record)."""
+        data = self._load() or self._new()
+        key = self._key_for(data)
+        if urls:
+            nonce = os.urandom(12)
+            ct = AESGCM(key).encrypt(nonce, dumps(urls).encode(), _NOTIFY_AAD)
+            data["notify"] = {"nonce": _b64(nonce), "ct": _b64(ct)}
+        else:
+            data.pop("notify", None)
+        self._write(data)
 
     def _write(self, data: dict[str, object]) -> None:
         from vanta_box.reports.files import write_atomic

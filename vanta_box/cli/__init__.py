@@ -47,9 +47,9 @@ def _leaves(group: click.Group) -> list[click.Command]:
 
 
 def _register() -> None:
-    from vanta_box.cli import accounts, audit, fees, outputs, setup, trading
+    from vanta_box.cli import accounts, alerts, audit, fees, outputs, setup, trading
 
-    for module in (setup, accounts, trading, fees, outputs, audit):
+    for module in (setup, accounts, trading, fees, outputs, audit, alerts):
         for command in module.COMMANDS:
             cli.add_command(command)
     # `--home DIR` is also accepted after the command's name (vanta status --home DIR).
@@ -69,11 +69,14 @@ def main() -> None:
 
     OUTPUT_FAILURES.clear()
     try:
-        cli.main(prog_name="vanta", standalone_mode=False)
+        # without standalone mode, click returns the code a command exits with (ctx.exit)
+        code = cli.main(prog_name="vanta", standalone_mode=False)
         if OUTPUT_FAILURES:
             for message in OUTPUT_FAILURES:
                 click.echo(f"error: {message}", err=True)
             sys.exit(3)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

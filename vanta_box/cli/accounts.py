@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from vanta_box.cli.common import at_option, echo_warnings, engine, parse_at, write_state
+from vanta_box.cli.common import (
+    at_option,
+    echo_warnings,
+    engine,
+    parse_at,
+    progress,
+    write_state,
+)
 
 
 @click.command()
@@ -37,6 +46,8 @@ def onboard(ctx: click.Context, packets: tuple[str, ...], offline: bool,
         keystore = Keystore(home.keystore_path)
         from vanta_box.service.venues import check_keys
 
+        if len(packets) >= 20:
+            progress(f"onboarding {len(packets):,} packets")
         commands = onboard_many(eng, list(packets), ts, SystemClock().now(), keystore,
                                 warn=lambda message: echo_warnings([message]),
                                 check=None if offline else check_keys)
@@ -45,6 +56,27 @@ def onboard(ctx: click.Context, packets: tuple[str, ...], offline: bool,
         p = command.payload
         click.echo(f"onboarded {p['account_id']} ({p['role']}, {p['mode']}) on "
                    f"{p['vault_id']}, broker {p['broker']['kind']}")
+        echo_warnings(predictable(p))
+
+
+def predictable(p: dict[str, Any]) -> list[str]:
+    """Outcomes an onboarding makes certain, said before the first cycle shows them."""
+    from vanta_box.cli.console import pct
+    from vanta_box.core.money import D, fmt
+
+    out = []
+    m = p.get("mirroring") or {}
+    who = p["account_id"]
+    multiplier = D(str(m.get("multiplier") or "1"))
+    if p["role"] == "follower" and p["mode"] != "shadow" and multiplier > 1:
+        out.append(f"{who}: multiplier {fmt(multiplier)} on a cash account: its targets need "
+                   f"{pct(multiplier)} of its equity, so its buys will be cut to its cash or "
+                   "rejected (insufficient_cash) every cycle")
+    caps = ("cap_usd", "max_order_notional", "max_position_pct")
+    if p["mode"] == "capped" and all(m.get(k) is None for k in caps):
+        out.append(f"{who}: mode capped with no cap at all (none of {', '.join(caps)}): it "
+                   "is mirrored like proportional")
+    return out
 
 
 @click.group()
@@ -54,25 +86,54 @@ def follower() -> None:
 
 @follower.command("list")
 @click.option("--vault", "vault_id", default=None, help="Only this vault's followers.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the followers as JSON (exact values, never a secret).")
 @click.pass_context
-def follower_list(ctx: click.Context, vault_id: str | None) -> None:
-    """List followers with mode, status and broker (never a secret).
+def follower_list(ctx: click.Context, vault_id: str | None, as_json: bool) -> None:
+    """List followers with mode, multiplier and caps, status, broker (never a secret) and
+    fee agreement.
 
     \b
     Example:
         vanta follower list --vault V_CORE
     """
+    from vanta_box.cli.console import money, pct
+    from vanta_box.core.canonical import pretty
+    from vanta_box.core.money import D, fmt
     from vanta_box.core.timeutil import fmt_ts
     from vanta_box.store import repo
 
     with engine(ctx, lock=False) as (eng, _home):
         rows = [a for a in repo.accounts(eng.conn, vault_id) if a.role == "follower"]
+    if as_json:
+        click.echo(pretty({"followers": [
+            {"account_id": a.account_id, "vault_id": a.vault_id, "mode": a.mode,
+             "status": a.status, "broker": a.broker_kind, "key_fingerprint": a.key_fingerprint,
+             "mirroring": a.mirroring, "fee_agreement": a.fee_agreement,
+             "persona_prefs": None if a.persona_prefs is None else list(a.persona_prefs),
+             "onboarded_at": fmt_ts(a.onboarded_at),
+             "removed_at": None if a.removed_at is None else fmt_ts(a.removed_at)}
+            for a in rows]}).rstrip())
+        return
     if not rows:
         click.echo("no followers")
     for a in rows:
         key = f" key {a.key_fingerprint}" if a.key_fingerprint else ""
+        m = a.mirroring
+        sizing = f"multiplier {fmt(D(m.get('multiplier') or '1'))}"
+        for name, label, shown in (("cap_usd", "cap", money), ("max_order_notional",
+                                                               "max order", money),
+                                   ("max_position_pct", "max position", pct)):
+            if m.get(name) is not None:
+                sizing += f", {label} {shown(m[name])}"
+        fee = a.fee_agreement or {}
+        terms = fee.get("type", "-")
+        if fee.get("perf_share") not in (None, "0"):
+            terms += f" {pct(fee['perf_share'])}"
+        if fee.get("flat_usd") not in (None, "0"):
+            terms += f" flat {money(fee['flat_usd'])}"
         click.echo(f"{a.account_id}\t{a.vault_id}\t{a.mode}\t{a.status}\t{a.broker_kind}{key}"
-                   f"\tonboarded {fmt_ts(a.onboarded_at)}")
+                   f"\tonboarded {fmt_ts(a.onboarded_at)}\t{sizing}\tfee {terms}")
 
 
 def _transition(action: str) -> click.Command:

@@ -98,7 +98,10 @@ def parse_decimal(text: str, option: str) -> Decimal:
 
 
 def progress(message: str) -> None:
-    click.echo(f"  … {message}", err=True)
+    """Progress of long work: on a terminal only (silent in pipes and CI)."""
+    from vanta_box.cli.console import progress as shown
+
+    shown(message)
 
 
 @contextmanager

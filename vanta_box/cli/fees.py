@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from vanta_box.cli.common import at_option, engine, parse_at, parse_decimal, write_state
+from vanta_box.cli.common import (
+    at_option,
+    echo_warnings,
+    engine,
+    parse_at,
+    parse_decimal,
+    write_state,
+)
 
 
 @click.group()
@@ -25,6 +32,7 @@ def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
     Example:
         vanta fees run --period 2026-11 --at 2026-12-01T00:00:00Z
     """
+    from vanta_box.cli.console import money
     from vanta_box.service.fees import fees_run_command
 
     ts = parse_at(at)
@@ -32,9 +40,9 @@ def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
         lines = eng.run(fees_run_command(eng, period, ts))
         write_state(eng, home, ts)
     for line in lines:
-        click.echo(f"{line['entry_id']}\t{line['fee_type']}\tfee due {line['fee_due']}\t"
-                   f"(perf {line['perf_fee']}, flat {line['flat_fee']}, carry out "
-                   f"{line['carry_out']})")
+        click.echo(f"{line['entry_id']}\t{line['fee_type']}\tfee due {money(line['fee_due'])}"
+                   f"\t(perf {money(line['perf_fee'])}, flat {money(line['flat_fee'])}, "
+                   f"carry out {money(line['carry_out'])})")
     click.echo(f"{len(lines)} fee entr{'y' if len(lines) == 1 else 'ies'} for {period}")
 
 
@@ -52,13 +60,14 @@ def fees_reverse(ctx: click.Context, entry_id: str, reason: str, at: str | None)
     Example:
         vanta fees reverse F1042/2026-11/1 --reason "fill corrected" --at 2026-12-03T00:00:00Z
     """
+    from vanta_box.cli.console import money
     from vanta_box.service.fees import fees_reverse_command
 
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
         line = eng.run(fees_reverse_command(eng, entry_id, reason, ts))
         write_state(eng, home, ts)
-    click.echo(f"{line['entry_id']}: {line['fee_due']} (reverses {entry_id})")
+    click.echo(f"{line['entry_id']}: {money(line['fee_due'])} (reverses {entry_id})")
 
 
 @fees.command("paid")
@@ -75,7 +84,7 @@ def fees_paid(ctx: click.Context, entry_id: str, ref: str, amount: str | None,
     Example:
         vanta fees paid F1042/2026-11/1 --ref "wire 7731" --at 2026-12-05T00:00:00Z
     """
-    from vanta_box.core.money import fmt_cents
+    from vanta_box.cli.console import money
     from vanta_box.service.fees import fees_paid_command
 
     value = parse_decimal(amount, "--amount") if amount is not None else None
@@ -83,35 +92,72 @@ def fees_paid(ctx: click.Context, entry_id: str, ref: str, amount: str | None,
     with engine(ctx) as (eng, home):
         result = eng.run(fees_paid_command(eng, entry_id, ref, value, ts))
         write_state(eng, home, ts)
-    click.echo(f"{entry_id}: paid {fmt_cents(result['amount'])}, outstanding "
-               f"{fmt_cents(result['outstanding'])}")
+    click.echo(f"{entry_id}: paid {money(result['amount'])}, outstanding "
+               f"{money(result['outstanding'])}")
 
 
 @fees.command("list")
 @click.option("--period", default=None, metavar="YYYY-MM")
 @click.option("--account", "account_id", default=None)
+@click.option("--outstanding", "only_outstanding", is_flag=True,
+              help="Only the follower-periods with something still to pay.")
+@click.option("--json", "as_json", is_flag=True, help="Print the ledger as JSON (exact values).")
 @click.pass_context
-def fees_list(ctx: click.Context, period: str | None, account_id: str | None) -> None:
-    """List fee entries with what is paid and outstanding.
+def fees_list(ctx: click.Context, period: str | None, account_id: str | None,
+              only_outstanding: bool, as_json: bool) -> None:
+    """List fee entries with what is paid and what is outstanding.
+
+    What is outstanding is counted per follower and period, across reversals and rebills
+    (a fee paid before a correction is not owed again): it is shown on the period's last
+    entry, and totalled at the end.
 
     \b
     Example:
         vanta fees list --period 2026-11
+        vanta fees list --outstanding --json
     """
-    from vanta_box.core.money import fmt_cents
-    from vanta_box.service.fees import paid_total, period_bounds
+    from vanta_box.cli.console import money
+    from vanta_box.core.canonical import pretty
+    from vanta_box.core.money import ZERO, fmt_cents
+    from vanta_box.core.timeutil import fmt_ts
+    from vanta_box.service.fees import outstanding, paid_total, period_bounds
     from vanta_box.store import repo
 
     if period is not None:
         period_bounds(period)  # a malformed period is an error, not an empty list
     with engine(ctx, lock=False) as (eng, _home):
         entries = repo.fee_entries(eng.conn, account_id, period)
-        for e in entries:
-            paid = paid_total(eng.conn, e.entry_id)
-            click.echo(f"{e.entry_id}\t{e.kind}\t{e.period}\tdue {fmt_cents(e.fee_due)}\t"
-                       f"paid {fmt_cents(paid)}")
+        paid = {e.entry_id: paid_total(eng.conn, e.entry_id) for e in entries}
+        owed = {(e.account_id, e.period): outstanding(eng.conn, e.account_id, e.period)
+                for e in entries}
+    if only_outstanding:
+        entries = [e for e in entries if owed[(e.account_id, e.period)] > 0]
+    last_of = {(e.account_id, e.period): e.entry_id for e in entries}
+    due_total = sum((e.fee_due for e in entries), ZERO)
+    paid_sum = sum((paid[e.entry_id] for e in entries), ZERO)
+    owed_sum = sum((owed[k] for k in last_of), ZERO)
+    if as_json:
+        click.echo(pretty({
+            "entries": [{"entry_id": e.entry_id, "kind": e.kind, "account_id": e.account_id,
+                         "vault_id": e.vault_id, "period": e.period,
+                         "fee_due": fmt_cents(e.fee_due), "paid": fmt_cents(paid[e.entry_id]),
+                         "reverses": e.reverses, "reason": e.reason, "at": fmt_ts(e.at)}
+                        for e in entries],
+            "outstanding": [{"account_id": a, "period": p, "outstanding": fmt_cents(owed[(a, p)])}
+                            for a, p in last_of],
+            "total": {"due": fmt_cents(due_total), "paid": fmt_cents(paid_sum),
+                      "outstanding": fmt_cents(owed_sum)}}).rstrip())
+        return
     if not entries:
-        click.echo("no fee entries")
+        click.echo("nothing outstanding" if only_outstanding else "no fee entries")
+        return
+    for e in entries:
+        key = (e.account_id, e.period)
+        left = f"\toutstanding {money(owed[key])}" if last_of[key] == e.entry_id else ""
+        click.echo(f"{e.entry_id}\t{e.kind}\t{e.period}\tdue {money(e.fee_due)}\t"
+                   f"paid {money(paid[e.entry_id])}{left}")
+    click.echo(f"{len(entries):,} entr{'y' if len(entries) == 1 else 'ies'}: due "
+               f"{money(due_total)}, paid {money(paid_sum)}, outstanding {money(owed_sum)}")
 
 
 @click.command()
@@ -128,12 +174,16 @@ def statement(ctx: click.Context, account_id: str, period: str, as_json: bool) -
         vanta statement F1042 --period 2026-11
         vanta statement F1042 --period 2026-11 --json > F1042-2026-11.json
     """
+    from vanta_box.cli.console import statement_text
     from vanta_box.core.canonical import pretty
-    from vanta_box.service.statement import build, render_text
+    from vanta_box.service.statement import build
+    from vanta_box.store import repo
 
     with engine(ctx, lock=False) as (eng, _home):
         doc = build(eng.conn, account_id, period)
-    click.echo(pretty(doc).rstrip() if as_json else render_text(doc))
+        steps = {s: i.lot_step for s, i in repo.instruments(eng.conn).items()}
+    echo_warnings(doc["warnings"])
+    click.echo(pretty(doc).rstrip() if as_json else statement_text(doc, steps))
 
 
 COMMANDS = [fees, statement]

@@ -74,19 +74,33 @@ def vault_import(ctx: click.Context, file: str, at: str | None) -> None:
 
 
 @vault.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the vaults as JSON (exact values).")
 @click.pass_context
-def vault_list(ctx: click.Context) -> None:
-    """List vaults with their status.
+def vault_list(ctx: click.Context, as_json: bool) -> None:
+    """List vaults with their status, NAV and peak.
 
     \b
     Example:
         vanta vault list
     """
+    from vanta_box.cli.console import money
+    from vanta_box.core.canonical import pretty
+    from vanta_box.core.money import fmt
     from vanta_box.store import repo
 
     with engine(ctx, lock=False) as (eng, _home):
-        for v in repo.vault_rows(eng.conn):
-            click.echo(f"{v.vault_id}\t{v.status}\t{v.config.get('label')}")
+        rows = repo.vault_rows(eng.conn)
+    if as_json:
+        click.echo(pretty({"vaults": [
+            {"vault_id": v.vault_id, "status": v.status, "label": v.config.get("label"),
+             "nav": None if v.last_nav is None else fmt(v.last_nav),
+             "peak_nav": None if v.peak_nav is None else fmt(v.peak_nav)}
+            for v in rows]}).rstrip())
+        return
+    for v in rows:
+        nav = (f"\tnav {money(v.last_nav)}, peak {money(v.peak_nav)}"
+               if v.last_nav is not None else "")
+        click.echo(f"{v.vault_id}\t{v.status}\t{v.config.get('label')}{nav}")
 
 
 @vault.command("resume")

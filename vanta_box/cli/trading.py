@@ -36,19 +36,16 @@ def cycle_run(ctx: click.Context, vault_id: str | None, stage_only: bool,
         vanta cycle run --vault V_CORE --at 2026-11-03T00:00:00Z
         vanta cycle run --stage-only --at 2026-11-04T00:00:00Z && vanta queue show
     """
-    from vanta_box.core.money import fmt
+    from vanta_box.cli.console import money
     from vanta_box.service.cycle import cycle_command
+    from vanta_box.service.schedule import cycle_summary
 
     ts = parse_at(at)
     with engine(ctx) as (eng, home):
         reports = eng.run(cycle_command(eng, vault_id, ts, stage_only, settle_timeout))
         write_state(eng, home, ts)
     for r in reports:
-        nav = f" nav {fmt(r.nav)}" if r.nav is not None else ""
-        resumed = " (resumed)" if r.resumed else ""
-        click.echo(f"{r.cycle_id}: {r.status}{resumed}, vault {r.vault_status}{nav}; "
-                   f"{r.orders} orders, {r.child_orders} child orders, {r.fills} fills, "
-                   f"{r.rejects} rejects, {r.skips} skips")
+        click.echo(cycle_summary(r, money))
         for note in r.notes:
             warning = note.startswith("warning:")
             click.echo(note if warning else f"note: {note}", err=warning)
@@ -61,25 +58,37 @@ def queue() -> None:
 
 @queue.command("show")
 @click.option("--vault", "vault_id", default=None, help="Only this vault's orders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the orders as JSON (exact values).")
 @click.pass_context
-def queue_show(ctx: click.Context, vault_id: str | None) -> None:
+def queue_show(ctx: click.Context, vault_id: str | None, as_json: bool) -> None:
     """List staged orders.
 
     \b
     Example:
         vanta queue show --vault V_CORE
     """
+    from vanta_box.cli.console import qty
+    from vanta_box.core.canonical import pretty
     from vanta_box.core.money import fmt
     from vanta_box.service import pending
+    from vanta_box.store import repo
 
     with engine(ctx, lock=False) as (eng, _home):
         orders = pending.pending(eng.conn, vault_id=vault_id)
+        steps = {s: i.lot_step for s, i in repo.instruments(eng.conn).items()}
+    if as_json:
+        click.echo(pretty({"orders": [
+            {"order_id": o.order_id, "client_order_id": o.client_order_id,
+             "account_id": o.account_id, "parent_id": o.parent_id, "symbol": o.symbol,
+             "side": o.side, "qty": fmt(o.qty), "status": o.status} for o in orders]}).rstrip())
+        return
     if not orders:
         click.echo("queue is empty")
     for o in orders:
-        click.echo(f"{o.order_id}\t{o.side}\t{fmt(o.qty)}\t{o.client_order_id}\t{o.status}")
+        click.echo(f"{o.order_id}\t{o.side}\t{qty(o.qty, steps.get(o.symbol))}\t"
+                   f"{o.client_order_id}\t{o.status}")
     if orders:
-        click.echo(f"{len(orders)} staged order(s)")
+        click.echo(f"{len(orders):,} staged order(s)")
 
 
 @queue.command("execute")

@@ -4,17 +4,18 @@ strings, so the same state always gives the same bytes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from vanta_box.core.canonical import dumps, pretty
+from vanta_box.core.timeutil import fmt_ts
 from vanta_box.reports import state
-from vanta_box.reports.files import append_atomic, last_line, write_atomic
+from vanta_box.reports.files import append_atomic, last_line, replacing, write_atomic
 from vanta_box.store import journal
 from vanta_box.store.db import Connection
 
-VALUED = {"portfolio.json", "pnl_summary.json"}
 DOCUMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "vault.json": state.vault_doc,
     "vault_overlay.json": state.overlay_doc,
@@ -43,18 +44,57 @@ def emit(conn: Connection, memory: Path, as_of: int) -> list[Path]:
         path = memory / name
         sync_jsonl(conn, path, kinds, line)
         written.append(path)
-    loaded = state.holdings(conn, as_of)  # valued once for portfolio and pnl
+    from vanta_box.service import alerts  # memory/alerts.jsonl: what needs the manager
+
+    written.append(alerts.write_file(conn, memory, as_of))
+    # portfolio.json and pnl_summary.json value the books once, a batch at a time: the
+    # portfolio is written as its accounts come, the pnl rows (one line each) are kept.
+    accounts, marks, books = state.each_book(conn, as_of)
+    billed = state.fees_billed(conn)
+    managers = state.masters(accounts)
+    pnl_rows: list[dict[str, Any]] = []
+    navs: dict[str, Decimal] = {}
+
+    def portfolio_accounts() -> Iterator[dict[str, Any]]:
+        for a, book in books:
+            pnl_rows.append(state.pnl_account(a, book, marks, billed))
+            if managers.get(a.vault_id) == a.account_id:
+                navs[a.vault_id] = book.equity(marks)
+            yield state.portfolio_account(a, book, marks)
+
     for name in sorted(DOCUMENTS, key=lambda n: n == LAST):
         path = memory / name
-        build = DOCUMENTS[name]
-        doc = build(conn, as_of, loaded) if name in VALUED else build(conn, as_of)
-        write_atomic(path, pretty(doc))
+        if name == "portfolio.json":
+            write_pretty_streamed(path, {"as_of": fmt_ts(as_of)}, "accounts",
+                                  portfolio_accounts())
+        elif name == LAST:
+            assert len(pnl_rows) == len(accounts)  # the portfolio, written before it
+            write_atomic(path, pretty(state.pnl_summary(conn, as_of, pnl_rows, navs)))
+        else:
+            write_atomic(path, pretty(DOCUMENTS[name](conn, as_of)))
         written.append(path)
     return sorted(written, key=lambda p: list(DOCUMENTS).index(p.name)
                   if p.name in DOCUMENTS else len(DOCUMENTS))
 
 
 LAST = "pnl_summary.json"
+
+
+def write_pretty_streamed(path: Path, doc: dict[str, Any], key: str,
+                          items: Iterable[dict[str, Any]]) -> None:
+    """Atomically write ``pretty(doc)`` with ``doc[key]`` the list of ``items``, each
+    written as it comes: the same bytes without the whole document in memory. (With
+    indent 2 an item sits at depth 2: its own text, each line indented 4 more; no JSON
+    string holds a raw newline.)"""
+    marker = "\n  " + dumps(key) + ": []"
+    head, tail = pretty({**doc, key: []}).split(marker)
+    with replacing(path) as handle:
+        handle.write((head + marker[:-1]).encode())
+        separator = "\n    "
+        for item in items:
+            handle.write((separator + pretty(item)[:-1].replace("\n", "\n    ")).encode())
+            separator = ",\n    "
+        handle.write(("]" if separator == "\n    " else "\n  ]").encode() + tail.encode())
 
 
 def written_for(memory: Path) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from vanta_box import __version__
 from vanta_box.core.errors import InputError
-from vanta_box.core.money import fmt_cents, round_cents
+from vanta_box.core.money import fmt, fmt_cents, round_cents
 from vanta_box.core.timeutil import day_of, fmt_ts, parse_ts
 from vanta_box.reports import state
 from vanta_box.reports.files import write_atomic
@@ -185,19 +185,23 @@ Page = Callable[..., None]
 
 
 def _overview(conn: Connection, as_of: int, page: Page) -> None:
-    loaded = state.holdings(conn, as_of)
-    pnl = state.pnl_doc(conn, as_of, loaded)
-    portfolio = {a["account_id"]: a for a in state.portfolio_doc(conn, as_of, loaded)["accounts"]}
+    accounts_in, marks, books = state.each_book(conn, as_of)  # a batch of books at a time
+    billed = state.fees_billed(conn)
+    managers = state.masters(accounts_in)
+    accounts, navs = [], {}
+    for a, book in books:
+        accounts.append({**state.pnl_account(a, book, marks, billed), "role": a.role,
+                         "status": a.status, "cash": fmt(book.cash),
+                         "page": follower_page(a.account_id)})
+        if managers.get(a.vault_id) == a.account_id:
+            navs[a.vault_id] = book.equity(marks)
     rows = {v.vault_id: v for v in repo.vault_rows(conn)}
     vaults = []
-    for v in pnl["vaults"]:
+    for v in state.pnl_summary(conn, as_of, [], navs)["vaults"]:
         last = repo.last_cycle(conn, v["vault_id"])
         vaults.append({**v, "label": rows[v["vault_id"]].config.get("label"),
                        "last_cycle": last.cycle_id if last else None,
                        "page": vault_page(v["vault_id"])})
-    accounts = [{**a, **{k: portfolio[a["account_id"]][k] for k in ("role", "status", "cash")},
-                 "page": follower_page(a["account_id"])}
-                for a in pnl["accounts"]]
     page("index.html", "index.html", vaults=vaults, accounts=accounts)
 
 

@@ -6,6 +6,7 @@ Pure reads: the same database and the same ``as_of`` give the same documents.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from vanta_box.core.money import ZERO, fmt
 from vanta_box.core.timeutil import fmt_ts
 from vanta_box.inputs.vaults import vault_from_dict, vault_to_dict
 from vanta_box.service import pending
-from vanta_box.service.books import Book, load_books
+from vanta_box.service.books import BATCH_ACCOUNTS, Book, load_books
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection
 
@@ -81,9 +82,30 @@ class Holdings:
 
 def holdings(conn: Connection, as_of: int) -> Holdings:
     accounts = repo.accounts(conn)
-    books = load_books(conn, accounts)
-    symbols = {s for b in books.values() for s in b.symbols()}
-    return Holdings(as_of, accounts, books, repo.marks_at(conn, as_of, symbols))
+    return Holdings(as_of, accounts, load_books(conn, accounts), _marks(conn, accounts, as_of))
+
+
+def _marks(conn: Connection, accounts: list[repo.AccountRow], as_of: int) -> dict[str, Decimal]:
+    held = repo.held_symbols(conn, [a.account_id for a in accounts])
+    return repo.marks_at(conn, as_of, held)
+
+
+def each_book(conn: Connection, as_of: int
+              ) -> tuple[list[repo.AccountRow], dict[str, Decimal],
+                         Iterator[tuple[repo.AccountRow, Book]]]:
+    """Every account, the marks at ``as_of``, and every account's book in account order,
+    read ``BATCH_ACCOUNTS`` accounts at a time (``emit``: the books of 10,000 followers are
+    never all in memory)."""
+    accounts = repo.accounts(conn)
+
+    def books() -> Iterator[tuple[repo.AccountRow, Book]]:
+        for start in range(0, len(accounts), BATCH_ACCOUNTS):
+            batch = accounts[start:start + BATCH_ACCOUNTS]
+            loaded = load_books(conn, batch)
+            for a in batch:
+                yield a, loaded[a.account_id]
+
+    return accounts, _marks(conn, accounts, as_of), books()
 
 
 def _holdings(conn: Connection, as_of: int, given: Holdings | None) -> Holdings:
@@ -103,19 +125,20 @@ def position_lines(book: Book, marks: dict[str, Decimal]) -> list[dict[str, str]
     return lines
 
 
+def portfolio_account(a: repo.AccountRow, book: Book, marks: dict[str, Decimal]
+                      ) -> dict[str, Any]:
+    """One account of portfolio.json."""
+    return {"account_id": a.account_id, "vault_id": a.vault_id, "role": a.role,
+            "mode": a.mode, "status": a.status, "broker": a.broker_kind,
+            "cash": fmt(book.cash), "equity": fmt(book.equity(marks)),
+            "positions": position_lines(book, marks)}
+
+
 def portfolio_doc(conn: Connection, as_of: int, loaded: Holdings | None = None
                   ) -> dict[str, Any]:
     h = _holdings(conn, as_of, loaded)
-    accounts, books, marks = h.accounts, h.books, h.marks
-    out = []
-    for a in accounts:
-        book = books[a.account_id]
-        out.append({
-            "account_id": a.account_id, "vault_id": a.vault_id, "role": a.role,
-            "mode": a.mode, "status": a.status, "broker": a.broker_kind,
-            "cash": fmt(book.cash), "equity": fmt(book.equity(marks)),
-            "positions": position_lines(book, marks)})
-    return {"as_of": fmt_ts(as_of), "accounts": out}
+    return {"as_of": fmt_ts(as_of), "accounts": [
+        portfolio_account(a, h.books[a.account_id], h.marks) for a in h.accounts]}
 
 
 def fees_billed(conn: Connection) -> dict[str, Decimal]:
@@ -130,25 +153,43 @@ def fees_billed(conn: Connection) -> dict[str, Decimal]:
     return totals
 
 
+def pnl_account(a: repo.AccountRow, book: Book, marks: dict[str, Decimal],
+                billed: dict[str, Decimal]) -> dict[str, Any]:
+    """One account of pnl_summary.json (``billed``: ``fees_billed``)."""
+    unrealized = sum((book.position(s).unrealized(book.mark_of(s, marks))
+                      for s in book.symbols()), ZERO)
+    return {"account_id": a.account_id, "vault_id": a.vault_id, "mode": a.mode,
+            "realized_pnl": fmt(book.realized), "unrealized_pnl": fmt(unrealized),
+            "commissions": fmt(book.commissions),
+            "fees_billed": fmt(billed.get(a.account_id, ZERO)),
+            "equity": fmt(book.equity(marks))}
+
+
+def masters(accounts: list[repo.AccountRow]) -> dict[str, str]:
+    """Each vault's manager account: the first in account order."""
+    found: dict[str, str] = {}
+    for a in accounts:
+        if a.role == "manager":
+            found.setdefault(a.vault_id, a.account_id)
+    return found
+
+
 def pnl_doc(conn: Connection, as_of: int, loaded: Holdings | None = None) -> dict[str, Any]:
     h = _holdings(conn, as_of, loaded)
-    accounts, books, marks = h.accounts, h.books, h.marks
     billed = fees_billed(conn)
-    rows = []
-    for a in accounts:
-        book = books[a.account_id]
-        unrealized = sum((book.position(s).unrealized(book.mark_of(s, marks))
-                          for s in book.symbols()), ZERO)
-        rows.append({"account_id": a.account_id, "vault_id": a.vault_id, "mode": a.mode,
-                     "realized_pnl": fmt(book.realized), "unrealized_pnl": fmt(unrealized),
-                     "commissions": fmt(book.commissions),
-                     "fees_billed": fmt(billed.get(a.account_id, ZERO)),
-                     "equity": fmt(book.equity(marks))})
+    rows = [pnl_account(a, h.books[a.account_id], h.marks, billed) for a in h.accounts]
+    navs = {vault_id: h.books[account_id].equity(h.marks)
+            for vault_id, account_id in masters(h.accounts).items()}
+    return pnl_summary(conn, as_of, rows, navs)
+
+
+def pnl_summary(conn: Connection, as_of: int, rows: list[dict[str, Any]],
+                navs: dict[str, Decimal]) -> dict[str, Any]:
+    """pnl_summary.json from its account rows and each vault's NAV (its manager's
+    equity)."""
     vaults = []
     for v in repo.vault_rows(conn):
-        master = next((a for a in accounts if a.vault_id == v.vault_id and a.role == "manager"),
-                      None)
-        nav = books[master.account_id].equity(marks) if master else None
+        nav = navs.get(v.vault_id)
         peak = v.peak_nav
         drawdown = None
         if nav is not None and peak is not None and peak > 0:

@@ -126,6 +126,11 @@ class Book:
         return upserts, deletes
 
 
+# Commands over many accounts (a cycle's staging and execution) hold the books of at most
+# this many accounts at a time: a small VPS (1-2 GB) runs a cycle of 10,000 followers.
+BATCH_ACCOUNTS = 500
+
+
 def load_books(conn: Connection, accounts: list[repo.AccountRow]) -> dict[str, Book]:
     books = {a.account_id: Book(a) for a in accounts}
     for record in repo.positions(conn, list(books)):

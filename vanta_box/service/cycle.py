@@ -29,10 +29,12 @@ from vanta_box.domain.allocation import Allocation, allocate
 from vanta_box.domain.rebalance import Sizing, diff
 from vanta_box.service import live, pending
 from vanta_box.service import marks as mark_health
-from vanta_box.service.books import Book, load_books
+from vanta_box.service.books import BATCH_ACCOUNTS, Book, load_books
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.service.execute import (
     Context,
+    Orders,
+    Staged,
     execute_orders,
     settled,
 )
@@ -131,7 +133,7 @@ def _live_accounts(eng: Engine, vault_id: str) -> list[repo.AccountRow]:
 
 
 def _execute_and_finish(eng: Engine, vault: Vault, cid: str, at: int, report: CycleReport,
-                        orders: list[repo.OrderRow] | None = None,
+                        orders: Orders | None = None,
                         context: Context | None = None, settle: Settle | None = None
                         ) -> None:
     if orders is None:  # a resumption: what the venues did meanwhile comes first
@@ -172,6 +174,9 @@ def supersede_staged(eng: Engine, vault_id: str, at: int, by: str) -> int:
     return len(stale)
 
 
+# Staging hands the journal its rows (in the same transaction) whenever this many are
+# buffered: what a cycle holds grows with its orders, not with its journal rows.
+JOURNAL_CHUNK = 10_000
 TOLERANCE_SKIPS = frozenset({"below_min_notional", "within_drift_band"})
 ORDER_EVENT = Template("order_id", "client_order_id", "cycle_id", "parent_id", "vault_id",
                        "account_id", "symbol", "side", "qty", "mark", "held", "target",
@@ -182,10 +187,14 @@ ORDER_EVENT = Template("order_id", "client_order_id", "cycle_id", "parent_id", "
 
 @dataclass
 class _Planned:
+    """An account's decisions, held from its planning until they are journaled (after the
+    intents, which need every account's plans): its book is not kept."""
+
     account: repo.AccountRow
-    book: Book
     plans: list[OrderPlan]
-    skips: list[Skip]
+    skips: list[Skip]  # journaled one by one
+    tolerated: dict[str, str]  # a follower's tolerance skips (symbol -> reason): one event
+    skipped: int  # every skip, tolerated or not
 
 
 def sizing_equity(equity: Decimal, mirroring: dict[str, Any]) -> Decimal:
@@ -199,20 +208,18 @@ def sizing_equity(equity: Decimal, mirroring: dict[str, Any]) -> Decimal:
 
 def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stage_only: bool,
           report: CycleReport, blocked: dict[str, str] | None = None
-          ) -> tuple[list[repo.OrderRow], Context]:
+          ) -> tuple[dict[str, Staged], Context]:
     """Record the cycle's decisions; returns the orders that wait for execution."""
     conn = eng.conn
     expire_overlays(eng, at, vault.vault_id)
     supersede_staged(eng, vault.vault_id, at, cid)
     first_seq = eng.journal.seq + 1
     accounts = [a for a in repo.accounts(conn, vault.vault_id) if a.status != "removed"]
-    books = load_books(conn, accounts)
     instruments = repo.instruments(conn)
     overlays = repo.overlays(conn, vault.vault_id)
     signals = repo.latest_signals(conn, vault.vault_id, at)
     wanted = {s.symbol for s in signals[1]} if signals else set()
-    for book in books.values():
-        wanted.update(book.symbols())
+    wanted.update(repo.held_symbols(conn, [a.account_id for a in accounts]))
     times: dict[str, int] = {}
     marks = repo.marks_at(conn, at, wanted, times)
     _check_marks(eng, vault, cid, at, wanted, times, report)
@@ -221,7 +228,7 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
     status, nav, peak = row.status, None, row.peak_nav
     master = next((a for a in accounts if a.role == "manager"), None)
     if master is not None:
-        nav = books[master.account_id].equity(marks)
+        nav = load_books(conn, [master])[master.account_id].equity(marks)
         peak = nav if peak is None or nav > peak else peak
         drawdown = (peak - nav) / peak if peak > 0 else ZERO
         eng.record(at, "nav", {"cycle_id": cid, "vault_id": vault.vault_id,
@@ -272,23 +279,29 @@ def stage(eng: Engine, row: repo.VaultRow, vault: Vault, cid: str, at: int, stag
                                 "account_id": None, "reason": "no_signals"})
         report.skips += 1
     else:
-        for acct in accounts:
-            if blocked and acct.account_id in blocked:  # journaled by the reconciliation
-                report.skips += 1
-                continue
-            result = _plan_account(eng, vault, acct, books[acct.account_id], marks, instruments,
-                                   at, cid, halted, liquidate, master_alloc, allocation_for)
-            if result is None:
-                report.skips += 1
-            else:
-                planned.append(result)
+        # The books of a batch of accounts at a time: only their plans outlive the batch.
+        for start in range(0, len(accounts), BATCH_ACCOUNTS):
+            batch = accounts[start:start + BATCH_ACCOUNTS]
+            books = load_books(conn, batch)
+            for acct in batch:
+                if blocked and acct.account_id in blocked:  # journaled by the reconciliation
+                    report.skips += 1
+                    continue
+                result = _plan_account(eng, vault, acct, books[acct.account_id], marks,
+                                       instruments, at, cid, halted, liquidate, master_alloc,
+                                       allocation_for)
+                if result is None:
+                    report.skips += 1
+                else:
+                    report.skips += result.skipped
+                    planned.append(result)
+            _save_books(eng, books)
 
     waiting = _record_orders(eng, vault, cid, at, planned, master_alloc, master, marks,
-                             instruments, report, stage_only)
+                             report, stage_only)
     repo.set_vault_state(conn, vault.vault_id, status=status, peak_nav=peak, last_nav=nav,
                          last_cycle_at=at)
-    _save_books(eng, books)
-    return waiting, Context(books, marks, instruments)
+    return waiting, Context(marks, instruments)
 
 
 def _held(eng: Engine, acct: repo.AccountRow, book: Book) -> dict[str, Decimal]:
@@ -370,58 +383,64 @@ def _plan_account(
                                 "account_id": acct.account_id, "reason": "arithmetic_limit",
                                 "note": "a target quantity needs more than 60 digits"})
         return None
-    return _Planned(acct, book, plans, skips)
+    tolerated: dict[str, str] = {}
+    kept = skips
+    if acct.role == "follower":
+        kept = []
+        for skip in skips:
+            if skip.reason in TOLERANCE_SKIPS and skip.symbol is not None:
+                tolerated[skip.symbol] = skip.reason
+            else:
+                kept.append(skip)
+    return _Planned(acct, plans, kept, tolerated, len(skips))
 
 
 def _record_orders(
     eng: Engine, vault: Vault, cid: str, at: int, planned: list[_Planned],
     master_alloc: Allocation, master: repo.AccountRow | None, marks: dict[str, Decimal],
-    instruments: dict[str, Instrument], report: CycleReport, stage_only: bool,
-) -> list[repo.OrderRow]:
+    report: CycleReport, stage_only: bool,
+) -> dict[str, Staged]:
     """Journal intents, orders, child orders and skips. Returns the orders left staged for
-    execution (written to the orders table now only when they
+    execution, by account (written to the orders table now only when they
     wait in the queue: otherwise once settled, see service.pending)."""
     symbols = sorted({p.symbol for item in planned for p in item.plans})
+    parents = {symbol: ids.intent_id(cid, symbol) for symbol in symbols}
     for symbol in symbols:
         weight = master_alloc.weights.get(symbol)
         eng.record(at, "intent", {
-            "intent_id": ids.intent_id(cid, symbol), "cycle_id": cid,
+            "intent_id": parents[symbol], "cycle_id": cid,
             "vault_id": vault.vault_id, "symbol": symbol,
             "account_id": master.account_id if master else None,
             "weight": fmt(weight.value()) if weight else "0", "mark": fmt(marks[symbol])})
-    rows: list[repo.OrderRow] = []
-    waiting: list[repo.OrderRow] = []
+    waiting: dict[str, Staged] = {}
     mark_texts = {symbol: fmt(mark) for symbol, mark in marks.items()}
+    journal = eng.journal
     for item in planned:
         acct = item.account
-        tolerated: dict[str, str] = {}
-        summarize = acct.role == "follower"
         for skip in item.skips:
-            report.skips += 1
-            if summarize and skip.reason in TOLERANCE_SKIPS and skip.symbol is not None:
-                tolerated[skip.symbol] = skip.reason
-                continue
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                     "account_id": acct.account_id, "symbol": skip.symbol,
                                     "reason": skip.reason,
                                     **{k: fmt(v) for k, v in skip.detail.items()}})
-        if tolerated:
+        if item.tolerated:
             # A follower's steady-state non-trades (tiny or within-band differences) are one
             # event per account, not one per symbol: with thousands of followers they would
             # outnumber the orders, and replay re-derives them anyway.
             eng.record(at, "skip", {"cycle_id": cid, "vault_id": vault.vault_id,
                                     "account_id": acct.account_id, "symbol": None,
-                                    "reason": "within_tolerance", "symbols": tolerated})
+                                    "reason": "within_tolerance",
+                                    "symbols": item.tolerated})
         kind = "order" if acct.role == "manager" else "child_order"
         # A shadow child order waits like any other and is booked by the shadow venue at
         # execution (or cancelled with the others): nothing is ever sent anywhere.
         status = "shadow" if acct.mode == "shadow" else "staged"
         account_id = acct.account_id
+        staged = Staged(cid, account_id, kind)
         for plan in item.plans:
             symbol = plan.symbol
             oid = ids.order_id(cid, account_id, symbol)
             coid = ids.client_order_id(cid, account_id, symbol)
-            parent = ids.intent_id(cid, symbol)
+            parent = parents[symbol]
             if plan.capped_from is None:
                 eng.record_rendered(at, kind, ORDER_EVENT.render_values((
                     account_id, coid, cid, fmt(plan.held), mark_texts[symbol], oid, parent,
@@ -439,12 +458,14 @@ def _record_orders(
                 report.orders += 1
             else:
                 report.child_orders += 1
-            order = repo.OrderRow(oid, coid, cid, account_id, parent, kind, symbol,
-                                  plan.side, plan.qty, "staged", ZERO, None)
-            waiting.append(order)
-            if stage_only:
-                rows.append(order)
-    repo.insert_orders(eng.conn, rows)
+            staged.orders.append((symbol, plan.side, plan.qty, coid))
+        if staged.orders:
+            waiting[account_id] = staged
+        item.plans = []  # journaled: only the orders that wait are kept
+        if journal.pending >= JOURNAL_CHUNK:
+            journal.flush()  # into the same transaction: only the buffer is bounded
+    if stage_only:
+        repo.insert_orders(eng.conn, (o for staged in waiting.values() for o in staged))
     return waiting
 
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from vanta_box import scheduler
 from vanta_box.core.errors import VantaError
+from vanta_box.core.money import ZERO, D, fmt
 from vanta_box.core.timeutil import parse_duration
 from vanta_box.inputs.vaults import vault_from_dict
+
+# alerts: its commands (alert.ack, alert.notified) register here for replay, which loads
+# this module's handlers
+from vanta_box.service import alerts as _alerts  # noqa: F401
 from vanta_box.service import cycle, fees, setup
 from vanta_box.service.engine import Command, Engine, handles
 from vanta_box.store import repo
@@ -62,7 +68,10 @@ def _overlays_expire(eng: Engine, cmd: Command) -> int:
         return len(setup.expire_overlays(eng, cmd.ts))
 
 
-def run_due(eng: Engine, now: int, say: Callable[[str], None]) -> list[Outcome]:
+def run_due(eng: Engine, now: int, say: Callable[[str], None],
+            money: Callable[[Decimal], str] = fmt) -> list[Outcome]:
+    """Run every due job at its time; ``say`` gets one line per job, its amounts written
+    by ``money`` (exact by default; the console rounds them to the cent)."""
     outcomes = []
     for job in due_now(eng, now):
         try:
@@ -72,16 +81,27 @@ def run_due(eng: Engine, now: int, say: Callable[[str], None]) -> list[Outcome]:
             elif job.kind in ("cycle", "resume"):
                 assert job.vault_id is not None
                 (report,) = eng.run(cycle.cycle_command(eng, job.vault_id, job.at, False))
-                message = "; ".join([
-                    f"{report.cycle_id}: {report.status}, {report.orders} orders, "
-                    f"{report.child_orders} child orders, {report.fills} fills",
-                    *report.notes])
+                message = "; ".join([cycle_summary(report, money), *report.notes])
             else:
                 assert job.period is not None
                 lines = eng.run(fees.fees_run_command(eng, job.period, job.at))
-                message = f"{len(lines)} fee entries for {job.period}"
+                due = sum((D(line["fee_due"]) for line in lines), ZERO)
+                message = f"{len(lines)} fee entries for {job.period}, due {money(due)}"
             outcomes.append(Outcome(job, True, message))
         except VantaError as exc:
             outcomes.append(Outcome(job, False, str(exc)))
         say(f"{job.describe()}: {outcomes[-1].message}")
     return outcomes
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def cycle_summary(r: cycle.CycleReport, money: Callable[[Decimal], str] = fmt) -> str:
+    """A cycle in one line: how it ended, the vault's state and NAV, what it traded."""
+    nav = f", nav {money(r.nav)}" if r.nav is not None else ""
+    resumed = " (resumed)" if r.resumed else ""
+    return (f"{r.cycle_id}: {r.status}{resumed}, vault {r.vault_status}{nav}; "
+            f"{_n(r.orders, 'order')}, {_n(r.child_orders, 'child order')}, "
+            f"{_n(r.fills, 'fill')}, {_n(r.rejects, 'reject')}, {_n(r.skips, 'skip')}")

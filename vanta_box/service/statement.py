@@ -6,18 +6,24 @@ happened since. Equity is valued just before the period starts and just before i
 the closing equity of one month is the opening equity of the next, and
 
     closing - opening = realized PnL of the period + change of unrealized PnL.
+
+A period not over at ``as_of`` (the journal's last event) is a *preview*: its flat fee
+counts the days elapsed so far, so a period with no elapsed day shows no flat fee due.
+What is predictable is said in ``warnings``: a period before the follower was onboarded,
+after it was removed, or not started yet.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from vanta_box.core.errors import InputError
 from vanta_box.core.money import ZERO, D, fmt, fmt_cents
-from vanta_box.core.timeutil import fmt_ts
-from vanta_box.domain.fees import FeeInputs, compute_fee
+from vanta_box.core.timeutil import DAY_US, day_of, fmt_ts, parse_ts
+from vanta_box.domain.fees import FeeInputs, active_days, compute_fee, paused_days
 from vanta_box.domain.pnl import Position, apply_fill
 from vanta_box.service import fees
 from vanta_box.store import journal, repo
@@ -53,7 +59,15 @@ def _snapshot(acct: repo.AccountRow, fills: list[tuple[Any, ...]], before: int) 
     return snap
 
 
-def build(conn: Connection, account_id: str, period: str) -> dict[str, Any]:
+def _as_of(conn: Connection) -> int | None:
+    row = conn.execute("SELECT ts FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    return parse_ts(row[0]) if row else None
+
+
+def build(conn: Connection, account_id: str, period: str,
+          as_of: int | None = None) -> dict[str, Any]:
+    """The statement of ``account_id`` for ``period``, as known at ``as_of`` (default:
+    the journal's last event)."""
     acct = repo.account(conn, account_id)
     if acct is None:
         raise InputError(f"unknown account {account_id!r}")
@@ -61,6 +75,7 @@ def build(conn: Connection, account_id: str, period: str) -> dict[str, Any]:
         raise InputError(f"{account_id} is the manager account of {acct.vault_id}: statements "
                          "are for followers")
     start, end = fees.period_bounds(period)
+    known = as_of if as_of is not None else _as_of(conn)
     fills = repo.fills(conn, account_id)
     opening_at = max(start, acct.onboarded_at)
     opened = acct.onboarded_at < end
@@ -88,13 +103,48 @@ def build(conn: Connection, account_id: str, period: str) -> dict[str, Any]:
                   for _fid, oid, symbol, side, qty, price, commission, r, at, _s, _sh
                   in in_period],
         "digest": str(journal.head(conn)),
+        "as_of": None if known is None else fmt_ts(known),
     }
-    doc["fee"], doc["ledger"] = _fee_part(conn, acct, period, shadow)
+    doc["fee"], doc["ledger"] = _fee_part(conn, acct, period, shadow, known)
+    doc["warnings"] = _warnings(acct, period, start, end, known, doc["fee"])
     return doc
 
 
-def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
-              ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _warnings(acct: repo.AccountRow, period: str, start: int, end: int, known: int | None,
+              fee: dict[str, Any]) -> list[str]:
+    out = []
+    who = acct.account_id
+    if acct.onboarded_at >= end:
+        out.append(f"{who} was not onboarded in {period} (onboarded "
+                   f"{fmt_ts(acct.onboarded_at)}): nothing of this statement is {who}'s")
+    elif acct.removed_at is not None and acct.removed_at <= start:
+        out.append(f"{who} was removed at {fmt_ts(acct.removed_at)}, before {period}: "
+                   "nothing happened in it")
+    if known is not None and known <= start:
+        out.append(f"{period} has not started at the journal's last event "
+                   f"({fmt_ts(known)}): nothing is known of it yet")
+    if fee.get("elapsed_days") == 0 and fee["flat_usd"] != "0":
+        out.append(f"no day of {period} has elapsed (as of "
+                   f"{fmt_ts(known or start)}): the preview shows no flat fee due yet")
+    return out
+
+
+def _elapsed(acct: repo.AccountRow, conn: Connection, period: str, known: int
+             ) -> tuple[int, int]:
+    """(days of ``period`` elapsed at ``known``, of them the active ones)."""
+    first, last, _days = fees.period_dates(period)
+    cutoff = day_of(known) - timedelta(days=1)  # the last whole day before ``known``
+    last = min(last, cutoff)
+    if last < first:
+        return 0, 0
+    removed = day_of(acct.removed_at) if acct.removed_at is not None else None
+    paused = paused_days(repo.status_changes(conn, acct.account_id), DAY_US, day_of)
+    return (last - first).days + 1, active_days(day_of(acct.onboarded_at), removed, first,
+                                                last, paused)
+
+
+def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool,
+              known: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
     entries = repo.fee_entries(conn, acct.account_id, period)
     live = [e for e in fees.live_entries(conn, acct.account_id) if e.period == period]
     if shadow:
@@ -109,9 +159,21 @@ def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
     else:
         a = fees.assess(conn, acct, period)
         status = "not billed yet (preview)"
+    elapsed = None
+    _start, end = fees.period_bounds(period)
+    if not live and known is not None and known < end:
+        # A preview of a period not over: the flat fee of the days elapsed so far.
+        elapsed, active = _elapsed(acct, conn, period, known)
+        inputs = replace(a.inputs, active_days=active)
+        a = fees.Assessment(acct, period, inputs, compute_fee(inputs))
+        status = (f"{status[:-1]}: {elapsed} of {inputs.days_in_period} days elapsed)"
+                  if status.endswith(")") else
+                  f"{status} ({elapsed} of {inputs.days_in_period} days elapsed)")
     fee: dict[str, Any] = fees.ledger_line(live[0].entry_id if live else "", "fee", a)
     fee["entry_id"] = fee["entry_id"] or None
     fee["status"] = status
+    if elapsed is not None:
+        fee["elapsed_days"] = elapsed
     fee["derivation"] = fees.derivation(a)
     rows, due, paid = [], ZERO, ZERO
     for e in entries:
@@ -126,43 +188,3 @@ def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
     ledger = {"entries": rows, "due": fmt_cents(due), "paid": fmt_cents(paid),
               "outstanding": fmt_cents(due - paid)}
     return fee, ledger
-
-
-def render_text(doc: dict[str, Any]) -> str:
-    """The statement as a terminal page."""
-    fee, ledger = doc["fee"], doc["ledger"]
-    head = "SHADOW statement (nothing was traded or billed)" if doc["shadow"] else "Statement"
-    lines = [
-        f"{head}: {doc['account_id']} ({doc['mode']}) in vault {doc['vault_id']}, "
-        f"period {doc['period']}",
-        f"  {doc['period_start']} .. {doc['period_end']} (exclusive)",
-        "",
-        "PnL                                   Fees",
-        f"  opening equity  {doc['opening_equity']:>20}    fee type     {fee['fee_type']}",
-        f"  closing equity  {doc['closing_equity']:>20}    realized     "
-        f"{fmt_cents(D(fee['realized_pnl']))}",
-        f"  realized PnL    {doc['realized_pnl']:>20}    carry in     "
-        f"{fmt_cents(D(fee['carry_in']))}",
-        f"  unrealized chg  {doc['unrealized_pnl_change']:>20}    performance  {fee['perf_fee']}",
-        f"  commissions     {doc['commissions']:>20}    flat         {fee['flat_fee']} "
-        f"({fee['active_days']}/{fee['days_in_period']} days)",
-        f"  {'':34}    fee due      {fee['fee_due']}",
-        f"  {'':34}    carry out    {fmt_cents(D(fee['carry_out']))}",
-        "",
-        f"fee: {fee['status']}",
-        f"  {fee['derivation']}",
-        f"ledger: due {ledger['due']}, paid {ledger['paid']}, "
-        f"outstanding {ledger['outstanding']}",
-    ]
-    for e in ledger["entries"]:
-        lines.append(f"  {e['ts']} {e['kind']:<9} {e['entry_id']}  {e['fee_due']}"
-                     + (f"  ({e['reason']})" if e["reason"] else ""))
-        for p in e["payments"]:
-            lines.append(f"      paid {p['amount']} on {p['ts']} ref {p['ref']}")
-    lines += ["", f"fills ({len(doc['fills'])}):"]
-    for f in doc["fills"]:
-        lines.append(f"  {f['ts']} {f['side']:<4} {f['qty']:>12} {f['symbol']:<10} @ "
-                     f"{f['price']:<14} commission {f['commission']:<12} realized "
-                     f"{f['realized_pnl']}" + ("  (by hand)" if f["external"] else ""))
-    lines.append(f"\ndigest {doc['digest']}")
-    return "\n".join(lines)

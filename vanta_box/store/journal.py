@@ -82,6 +82,7 @@ class Journal:
         self.reload()
 
     def reload(self) -> None:
+        """Start again from the head the database holds (after a rollback)."""
         self._pending.clear()
         self._pending_matched = 0
         row = self.conn.execute(
@@ -90,6 +91,18 @@ class Journal:
         self.seq: int = int(row[0]) if row else 0
         self.hash: str = str(row[1]) if row else GENESIS
         self._prev = bytes.fromhex(self.hash)
+        sink = self.sink
+        if sink and sink[-1][0] > self.seq:  # flushed within a transaction rolled back
+            keep = len(sink)
+            while keep and sink[keep - 1][0] > self.seq:
+                keep -= 1
+            self.matched -= sum(1 for r in sink[keep:] if self._original(r[0]) == r)
+            del sink[keep:]
+
+    def _original(self, seq: int) -> JournalRow | None:
+        expect = self._expect
+        i = seq - self._expect_base
+        return expect[i] if expect is not None and 0 <= i < len(expect) else None
 
     def expect(self, rows: list[JournalRow], *, trust: bool) -> None:
         """Replay: the original rows this command's appends should reproduce. ``matched``

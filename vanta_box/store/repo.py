@@ -320,6 +320,17 @@ def positions(conn: apsw.Connection, account_ids: Sequence[str] | None = None
 
 
 
+def held_symbols(conn: apsw.Connection, account_ids: Sequence[str]) -> set[str]:
+    """The symbols of the accounts' position rows (every symbol their books hold)."""
+    out: set[str] = set()
+    for chunk_start in range(0, len(account_ids), 500):
+        chunk = account_ids[chunk_start:chunk_start + 500]
+        out.update(symbol for (symbol,) in conn.execute(
+            "SELECT DISTINCT symbol FROM positions"
+            f" WHERE account_id IN ({','.join('?' * len(chunk))})", tuple(chunk)))
+    return out
+
+
 def save_positions(conn: apsw.Connection, upserts: Sequence[PositionRecord],
                    deletes: Sequence[tuple[str, str]]) -> None:
     if deletes:
@@ -436,11 +447,11 @@ def _order_row(r: Sequence[Any]) -> OrderRow:
                     r[11])
 
 
-def insert_orders(conn: apsw.Connection, rows: Sequence[OrderRow]) -> None:
-    conn.executemany(
+def insert_orders(conn: apsw.Connection, rows: Iterable[OrderRow]) -> None:
+    conn.executemany(  # a generator: no second copy of every row
         f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(o.order_id, o.client_order_id, o.cycle_id, o.account_id, o.parent_id, o.kind,
-          o.symbol, o.side, fmt(o.qty), o.status, fmt(o.filled_qty), o.reason) for o in rows],
+        ((o.order_id, o.client_order_id, o.cycle_id, o.account_id, o.parent_id, o.kind,
+          o.symbol, o.side, fmt(o.qty), o.status, fmt(o.filled_qty), o.reason) for o in rows),
     )
 
 
