@@ -276,3 +276,19 @@ def test_crypto_fees_reported_apart_as_cfee_are_booked_once(live: Home, sim: Alp
     assert [(f["account_id"], f["fee"], f["fee_currency"]) for f in fees] == [
         ("F1", "0.000375", "BTC"), ("F2", "0.000375", "BTC")]
     assert not [e for e in events if e["kind"] == "discrepancy"]
+
+
+def test_keys_refused_by_the_venue_are_a_critical_alert_and_exit_4(
+        live: Home, sim: AlpacaSim) -> None:
+    """A 401 is `venue_error:auth`: the account is skipped (never retried blindly), the
+    others trade, `vanta run --once` exits 4 and `vanta alerts` names the account."""
+    sim.fill_on_submit = True
+    sim.accounts[KEYS["F1"][0]].secret = "revoked-at-the-venue"
+    run = live.vanta("run", "--once", "--at", T1, env=PASS)
+    assert run.code == 4, run.out + run.err
+    assert our_positions(live, "F1") == {} and venue_positions(sim, "F1") == {}
+    assert our_positions(live, "F2") == venue_positions(sim, "F2") != {}
+    doc = json.loads(live.ok("alerts", "--json", env=PASS).out)
+    (auth,) = [a for a in doc["alerts"] if a["kind"] == "venue.error"]
+    assert (auth["account_id"], auth["severity"], auth["state"]) == ("F1", "critical", "open")
+    assert KEYS["F1"][1] not in run.out + run.err + json.dumps(doc)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.ccxt_sim import AlpacaCcxtSim, CoinbaseSim
+from tests.ccxt_sim import WIRE_MARKETS, AlpacaCcxtSim, CoinbaseSim
 from tests.conftest import Home, prices_csv, run_vanta, signals, vault_def
 from tests.test_alpaca_live import PASS, FakeClock
 from vanta_box.execution.exchange import ExchangeVenue, classify, load_exchange
@@ -299,3 +299,27 @@ def test_alpaca_crypto_fees_in_the_coin_received_reach_the_books_once(
     assert held["BTC/USD"] == bought - sum(D(f["fee"]) for f in fees
                                            if f["fee_currency"] == "BTC")
     assert not [e for e in events if e["kind"] == "discrepancy"]
+
+
+def test_a_markets_snapshot_in_the_packet_is_never_fetched(home: Home, cb: CoinbaseSim) -> None:
+    """`broker.markets` (ccxt's markets, here its static file of coinbaseexchange) gives the
+    lot steps and minimums offline: the venue is asked for orders and balances, never for
+    /products or /currencies; the numbers are the same as with markets fetched."""
+    wire = json.loads((WIRE_MARKETS / "coinbaseexchange.json").read_text())
+    # the file has no ETH/USD: the same product's row, renamed (what load_markets would make)
+    wire["ETH/USD"] = {**wire["BTC/USD"], "id": "ETH-USD", "symbol": "ETH/USD", "base": "ETH",
+                       "baseId": "ETH", "info": {**wire["BTC/USD"]["info"], "id": "ETH-USD"}}
+    packets = [{**p, "broker": {**p["broker"], "markets": wire}}
+               for p in (cb_packet(a, cb.base_url) for a in CB)]
+    live = setup_home(home, packets)
+    live.ok("cycle", "run", "--at", T1, env=PASS)
+    asked = {r.path.split("?")[0] for r in cb.requests}
+    assert not asked & {"/products", "/currencies"}, asked
+    for account_id in CB:
+        assert ours(live, account_id) == cb_held(cb, account_id) == {
+            "BTC/USD": D("0.25"), "ETH/USD": D(3)}
+    wrong = {"BTC/USD": {k: v for k, v in wire["BTC/USD"].items() if k != "limits"}}
+    bad = {**cb_packet("C1", cb.base_url), "account_id": "C9"}
+    bad["broker"] = {**bad["broker"], "markets": wrong}
+    refused = live.vanta("onboard", live.write("bad.json", bad), "--at", T1, env=PASS)
+    assert refused.code == 2 and "broker.markets" in refused.err and "limits" in refused.err

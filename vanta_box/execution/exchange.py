@@ -167,7 +167,8 @@ class ExchangeVenue:
                  *, sandbox: bool = True, base_url: str | None = None,
                  symbols: frozenset[str] = frozenset(), sleep: Callable[[float], None],
                  now: Callable[[], int], precise: Callable[[], int] | None = None,
-                 max_tries: int = 6, max_wait: float = 120.0) -> None:  # seconds, not money
+                 max_tries: int = 6, max_wait: float = 120.0,  # seconds, not money
+                 markets: dict[str, Any] | None = None) -> None:
         cls = load_exchange(exchange_id)
         config: dict[str, Any] = {"apiKey": api_key, "secret": secret,
                                   "enableRateLimit": False, "timeout": REQUEST_TIMEOUT_MS}
@@ -183,6 +184,7 @@ class ExchangeVenue:
         self._x = x
         self._url = base_url or str(x.urls.get("api"))
         self._symbols = symbols
+        self._snapshot = markets  # the packet's markets: never fetched then
         self._watch: set[str] = set()  # symbols whose executions are asked
         self._retries = Retries(sleep, now, max_tries, max_wait)
         rate = 1000.0 / float(x.rateLimit or 100)  # requests per second, not money
@@ -333,6 +335,8 @@ class ExchangeVenue:
 
     def account_status(self) -> str:
         """Onboarding checks the keys by reading the balance (ccxt has no account status)."""
+        if self._snapshot is not None:  # else ccxt loads the markets it needs for this
+            self._markets()
         self._call("fetch_balance")
         return ""
 
@@ -345,7 +349,9 @@ class ExchangeVenue:
         if self._x.markets:
             return dict(self._x.markets)
         cached = self._market_cache.get(self._url)
-        if cached is None:
+        if self._snapshot is not None:  # every market of it: ccxt loads none of its own
+            cached = self._snapshot
+        elif cached is None:
             loaded = self._call("load_markets") or {}
             cached = {s: m for s, m in loaded.items() if s in self._symbols}
             self._market_cache[self._url] = cached

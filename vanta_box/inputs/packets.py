@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from vanta_box.core.errors import InputError
-from vanta_box.core.money import ONE
+from vanta_box.core.money import ONE, fmt
 from vanta_box.inputs.common import (
     ID_PATTERN,
     Fraction,
@@ -76,6 +76,25 @@ class CcxtBrokerIn(Strict):
     sandbox: StrictBool = True
     base_url: StrictStr | None = None
     starting_cash: NonNeg | None = None  # shadow book only
+    # A snapshot of ccxt's markets (unified symbol -> market, as `exchange.load_markets()`
+    # returns them): given, the venue's markets are never fetched (`load_markets` offline).
+    markets: dict[StrictStr, dict[str, Any]] | None = None
+
+    @field_validator("markets")
+    @classmethod
+    def _markets_shape(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("must hold at least one market")
+        for symbol, market in value.items():
+            missing = [k for k in ("symbol", "base", "quote", "precision", "limits")
+                       if k not in market]
+            if missing:
+                raise ValueError(f"market {symbol!r} lacks {', '.join(missing)}")
+            if market["symbol"] != symbol:
+                raise ValueError(f"market {symbol!r} says symbol {market['symbol']!r}")
+        return _texts(value)
 
     @field_validator("exchange")
     @classmethod
@@ -85,6 +104,17 @@ class CcxtBrokerIn(Strict):
         if not known_exchange(value):
             raise ValueError(f"{value!r} is not an exchange id of the installed ccxt")
         return value
+
+
+def _texts(value: Any) -> Any:
+    """Numbers as their text, all the way down (what ccxt reads with ``number = str``)."""
+    if isinstance(value, dict):
+        return {k: _texts(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_texts(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    return fmt(value) if isinstance(value, Decimal) else str(value)
 
 
 _BROKERS: dict[str, type[Strict]] = {

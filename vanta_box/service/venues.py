@@ -101,7 +101,8 @@ def open_venue(kind: str, cfg: dict[str, Any], secrets: dict[str, str],
         return ExchangeVenue(str(cfg["exchange"]), secrets["api_key"], secrets["secret"],
                              secrets.get("password"), sandbox=bool(cfg.get("sandbox", True)),
                              base_url=cfg.get("base_url"), symbols=symbols, sleep=sleep,
-                             now=clock.now, precise=precise, **limits)
+                             now=clock.now, precise=precise, markets=cfg.get("markets"),
+                             **limits)
     from vanta_box.execution.alpaca import AlpacaVenue
 
     return AlpacaVenue(secrets["key_id"], secrets["secret_key"],
