@@ -185,7 +185,8 @@ class Env:
         return self.sim.accounts[self.key(acc)].cash
 
     def expected_orders(self, acc: str, t: float, held: dict[str, Decimal] | None = None,
-                        cash: Decimal | None = None) -> dict[str, tuple[str, Decimal]]:
+                        cash: Decimal | None = None, whole: tuple[str, ...] = ()
+                        ) -> dict[str, tuple[str, Decimal]]:
         """SPEC §4/§8: targets from E = venue cash + Σ venue qty × vanta mark."""
         marks = self.mark_at(t)
         held = self.venue_positions(acc) if held is None else held
@@ -199,6 +200,10 @@ class Env:
             if delta == 0 or abs(delta) * marks[sym] < max(D(1), MINN[sym]):
                 continue
             qty = abs(delta).quantize(D("0.000000001"), ROUND_DOWN)  # venue precision
+            if sym in whole:  # non-fractionable at the venue
+                qty = qty.to_integral_value(rounding=ROUND_DOWN)
+                if qty == 0:
+                    continue
             venue_min = D(10) if sym == "BTC/USD" else (D(1) if qty % 1 else D(0))
             if qty * marks[sym] < venue_min:
                 continue

@@ -57,6 +57,7 @@ class Order:
     pieces: list[Decimal]  # quantities still to fill, in order
     key: str
     step: int = 0
+    race: bool = False
 
 
 @dataclass
@@ -89,6 +90,13 @@ class AlpacaBlackbox:
         self.post_event = threading.Event()  # set at the first order POST
         self.post_delay = 0.0  # seconds to sleep after a POST is handled (kill window)
         self.clock = datetime.now(UTC).replace(microsecond=0)
+        self.slow_posts = 0  # the next N order POSTs answer after slow_delay seconds
+        self.slow_delay = 12.0
+        self.pieces_max = 3  # an order fills in 1..pieces_max pieces
+        self.cfee_delay: timedelta | None = None  # CFEE activities appear this much later
+        self.cancel_race = False
+        self.raced = 0
+        self.old_fill_symbols = False  # FILL activities name crypto BTCUSD (old symbology)  # DELETE -> pending_cancel, then the venue fills it anyway
         self._act_n = 0
         self.unknown: list[str] = []
         self.server: ThreadingHTTPServer | None = None
@@ -144,6 +152,14 @@ class AlpacaBlackbox:
                                   "per_share_amount": None, "currency": "USD",
                                   "status": "executed"}, nontrade=True)
 
+    def seed_position(self, key_id: str, symbol: str, qty: str, price: str) -> None:
+        """A position the account held before it was onboarded."""
+        a = self.find_asset(symbol)
+        assert a is not None
+        acct = self.accounts[key_id]
+        acct.positions[a.position_symbol] = D(qty)
+        acct.cost[a.position_symbol] = D(qty) * D(price)
+
     def deposit(self, key_id: str, amount: str) -> None:
         with self.lock:
             acct = self.accounts[key_id]
@@ -155,8 +171,11 @@ class AlpacaBlackbox:
                                   "description": "ACH deposit"}, nontrade=True)
 
     # ---- model ------------------------------------------------------------------------
-    def _activity(self, acct: Account, body: dict[str, Any], nontrade: bool = False) -> None:
+    def _activity(self, acct: Account, body: dict[str, Any], nontrade: bool = False,
+                  delay: timedelta | None = None) -> None:
         t = self.now()
+        if delay is not None:
+            t = t + delay
         self._act_n += 1
         aid = t.strftime("%Y%m%d%H%M%S") + f"{t.microsecond // 1000:03d}" + "::" + str(
             uuid.UUID(int=acct.rng.getrandbits(128)))
@@ -179,8 +198,8 @@ class AlpacaBlackbox:
         return acct.cash + mv
 
     def _split(self, acct: Account, qty: Decimal, inc: Decimal) -> list[Decimal]:
-        n = acct.rng.choice([1, 2, 3])
-        if n == 1 or qty <= inc * 3:
+        n = acct.rng.randint(1, self.pieces_max)
+        if n == 1 or qty <= inc * n:
             return [qty]
         units = int(qty / inc)
         cuts = sorted(acct.rng.sample(range(1, units), n - 1))
@@ -200,6 +219,14 @@ class AlpacaBlackbox:
             if b["status"] in ("filled", "canceled", "expired", "rejected", "replaced"):
                 continue
             o.step += 1
+            if o.race:  # the cancel came too late: the rest fills
+                rest = D(b["qty"]) - D(b["filled_qty"])
+                o.pieces = []
+                o.race = False
+                self.raced += 1
+                if rest > 0:
+                    self._fill(acct, o, rest)
+                continue
             if b["status"] == "accepted":
                 b["status"] = "new"
                 b["updated_at"] = iso(self.now())
@@ -243,7 +270,8 @@ class AlpacaBlackbox:
         self._activity(acct, {"activity_type": "FILL", "cum_qty": s(filled),
                               "leaves_qty": s(leaves), "order_id": b["id"],
                               "order_status": b["status"], "price": s(price),
-                              "qty": s(piece), "side": b["side"], "symbol": b["symbol"],
+                              "qty": s(piece), "side": b["side"],
+                              "symbol": ps if self.old_fill_symbols else b["symbol"],
                               "type": "fill" if leaves == 0 else "partial_fill"})
         if a.asset_class == "crypto":
             # Alpaca charges crypto fees apart (CFEE): a buy pays in the coin, a sell in USD.
@@ -255,7 +283,8 @@ class AlpacaBlackbox:
                                       "price": s(price), "per_share_amount": None,
                                       "currency": "USD", "status": "executed",
                                       "description": "Coin Pair Transaction Fee (Non USD)",
-                                      "order_id": b["id"]}, nontrade=True)
+                                      "order_id": b["id"]}, nontrade=True,
+                               delay=self.cfee_delay)
             else:
                 fee = (notional * self.CRYPTO_FEE).quantize(D("0.01"), ROUND_DOWN)
                 acct.cash -= fee
@@ -264,7 +293,8 @@ class AlpacaBlackbox:
                                       "price": s(price), "per_share_amount": None,
                                       "currency": "USD", "status": "executed",
                                       "description": "Coin Pair Transaction Fee (USD)",
-                                      "order_id": b["id"]}, nontrade=True)
+                                      "order_id": b["id"]}, nontrade=True,
+                               delay=self.cfee_delay)
         if acct.positions.get(ps) == 0:
             del acct.positions[ps]
             acct.cost.pop(ps, None)
@@ -420,7 +450,8 @@ class AlpacaBlackbox:
         if path == "/v2/orders" and method == "DELETE":
             out = []
             for o in acct.orders:
-                if o.body["status"] not in ("filled", "canceled", "expired", "rejected"):
+                if o.body["status"] not in ("filled", "canceled", "expired", "rejected",
+                                            "pending_cancel"):
                     self._cancel(o)
                     out.append({"id": o.body["id"], "status": 200})
             return 207, out
@@ -438,7 +469,8 @@ class AlpacaBlackbox:
             if method == "GET":
                 return 200, self.public_order(order)
             if method == "DELETE":
-                if order.body["status"] in ("filled", "canceled", "expired", "rejected"):
+                if order.body["status"] in ("filled", "canceled", "expired", "rejected",
+                                            "pending_cancel"):
                     return 422, {"code": 42210000, "message": "order is not cancelable"}
                 self._cancel(order)
                 return 204, None
@@ -449,6 +481,11 @@ class AlpacaBlackbox:
 
     def _cancel(self, o: Order) -> None:
         t = iso(self.now())
+        if self.cancel_race:
+            o.body["status"] = "pending_cancel"
+            o.body["updated_at"] = t
+            o.race = True
+            return
         o.body["status"] = "canceled"
         o.body["canceled_at"] = t
         o.body["updated_at"] = t
@@ -606,7 +643,8 @@ class AlpacaBlackbox:
         direction = q.get("direction", "desc")
         if direction not in ("asc", "desc"):
             return 422, {"code": 40010000, "message": "invalid direction"}
-        rows = [x for x in acct.activities if types is None or x["activity_type"] in types
+        rows = [x for x in acct.activities if x["_t"] <= self.clock + timedelta(seconds=5)]
+        rows = [x for x in rows if types is None or x["activity_type"] in types
                 or ("TRANS" in types and x["activity_type"] in ("CSD", "CSW"))]
         if "after" in q:
             after = _parse(q["after"])
@@ -638,6 +676,9 @@ class AlpacaBlackbox:
                 data = b"" if out is None else json.dumps(out).encode()
                 if self.command == "POST" and sim.post_delay:
                     time.sleep(sim.post_delay)  # the order exists; its answer is late
+                elif self.command == "POST" and sim.slow_posts > 0:
+                    sim.slow_posts -= 1
+                    time.sleep(sim.slow_delay)
                 self.send_response(code)
                 for k, v in hdrs.items():
                     self.send_header(k, v)
