@@ -39,7 +39,7 @@ class R:
     cmd: list[str]
 
     def __str__(self) -> str:
-        return f"$ {' '.join(self.cmd)}\n-> exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"
+        return f"$ {' '.join(self.cmd)}\n-> exit {self.code}\nstdout:\n{self.out}\nstderr:\n{self.err}"  # noqa: E501
 
 
 INSTRUMENTS = [
@@ -88,7 +88,8 @@ class Env:
 
     def run(self, *args: str, timeout: float = 300) -> R:
         cmd = self.argv(*args)
-        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, env=self.env,
+                           timeout=timeout, check=False)
         r = R(p.returncode, p.stdout, p.stderr, cmd)
         self.history.append(r)
         return r

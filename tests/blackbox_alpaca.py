@@ -96,7 +96,7 @@ class AlpacaBlackbox:
         self.cfee_delay: timedelta | None = None  # CFEE activities appear this much later
         self.cancel_race = False
         self.raced = 0
-        self.old_fill_symbols = False  # FILL activities name crypto BTCUSD (old symbology)  # DELETE -> pending_cancel, then the venue fills it anyway
+        self.old_fill_symbols = False  # FILL activities name crypto BTCUSD (old symbology)  # DELETE -> pending_cancel, then the venue fills it anyway  # noqa: E501
         self._act_n = 0
         self.unknown: list[str] = []
         self.server: ThreadingHTTPServer | None = None
@@ -125,7 +125,7 @@ class AlpacaBlackbox:
         if sym in self.assets:
             return self.assets[sym]
         for a in self.assets.values():
-            if a.position_symbol == sym or a.id == sym:
+            if sym in (a.position_symbol, a.id):
                 return a
         return None
 
@@ -325,7 +325,7 @@ class AlpacaBlackbox:
         lmv = eq - acct.cash
         return {
             "account_blocked": False, "account_number": "PA" + acct.id[:10].upper(),
-            "accrued_fees": "0", "admin_configurations": {}, "balance_asof": self.clock.strftime("%Y-%m-%d"),
+            "accrued_fees": "0", "admin_configurations": {}, "balance_asof": self.clock.strftime("%Y-%m-%d"),  # noqa: E501
             "bod_dtbp": "0", "buying_power": s(acct.cash), "cash": s(acct.cash),
             "created_at": "2023-01-01T18:20:20.272275Z", "crypto_status": "ACTIVE",
             "crypto_tier": 1, "currency": "USD", "daytrade_count": 0,
@@ -547,7 +547,7 @@ class AlpacaBlackbox:
                 return 403, {"code": 40310000,
                              "message": f"qty must be >= {a.min_order_size}"}
             if qty * a.price < 10:
-                return 403, {"code": 40310000, "message": "cost basis must be >= minimal amount of order 10"}
+                return 403, {"code": 40310000, "message": "cost basis must be >= minimal amount of order 10"}  # noqa: E501
         cid = body.get("client_order_id") or str(uuid.uuid4())
         if not isinstance(cid, str) or len(cid) > 128:
             return bad("client_order_id must be no more than 128 characters")
@@ -570,7 +570,7 @@ class AlpacaBlackbox:
                           and o.body["status"] in ("accepted", "new", "partially_filled"))
             if qty > held - pending:
                 return 403, {"code": 40310000,
-                             "message": f"insufficient qty available for order (requested: {s(qty)}, available: {s(held - pending)})"}
+                             "message": f"insufficient qty available for order (requested: {s(qty)}, available: {s(held - pending)})"}  # noqa: E501
         t = iso(self.now())
         ob = {
             "asset_class": a.asset_class, "asset_id": a.id, "canceled_at": None,
@@ -609,7 +609,7 @@ class AlpacaBlackbox:
         for o in acct.orders:
             st = o.body["status"]
             is_open = st not in ("filled", "canceled", "expired", "rejected", "replaced")
-            if status == "open" and not is_open or status == "closed" and is_open:
+            if (status == "open" and not is_open) or (status == "closed" and is_open):
                 continue
             sub = o.body["submitted_at"]
             if "after" in q and not sub > _norm(q["after"]):

@@ -58,7 +58,7 @@ def check_posts(e: Env, posts: list[dict[str, Any]],
             assert isinstance(b["qty"], str), f"qty not posted as a decimal string: {b}"
             assert b["type"] == "market", b
         sides = [p["body"]["side"] for p in mine]
-        assert sides == sorted(sides, key=lambda x: x != "sell"), f"{acc}: buys before sells {sides}"
+        assert sides == sorted(sides, key=lambda x: x != "sell"), f"{acc}: buys before sells {sides}"  # noqa: E501
 
 
 def check_books(e: Env, acc: str) -> None:
@@ -183,7 +183,7 @@ def test_rate_limit_storm_is_retried_after_reset(env: Env) -> None:
     e.sim.storm = 12
     e.sim.storm_paths = ("/v2/orders", "/v2/account")
     t0 = time.monotonic()
-    r, i0 = cycle(e, 1)
+    _r, i0 = cycle(e, 1)
     assert time.monotonic() - t0 < 200
     posts = e.posts_between(i0)
     assert any(p["answer"] == 429 for p in e.sim.log[i0:]), "storm not hit"
@@ -210,7 +210,7 @@ def test_5xx_after_create_is_looked_up_not_resent(env: Env) -> None:
     e.prices(1, P1)
     expected = {a: e.expected_orders(a, 1) for a in ACCS}
     e.sim.fail_after_create = 2
-    r, i0 = cycle(e, 1)
+    _r, i0 = cycle(e, 1)
     posts = e.posts_between(i0)
     assert sum(p["answer"] == 500 for p in posts) == 2
     check_posts(e, posts, expected)
@@ -267,7 +267,7 @@ def test_hand_change_discrepancy_deposit_and_correction(env: Env) -> None:
     e.sim.hand_adjust(e.key("F2"), "AAPL", "-10")
     e.sim.deposit(e.key("F3"), "5000")
     r = e.ok("reconcile", "--at", at(1.5))
-    disc = [x for x in e.trade_log() if x.get("kind") == "discrepancy"
+    [x for x in e.trade_log() if x.get("kind") == "discrepancy"
             or "discrepancy" in str(x.get("reason", ""))]
     journal = e.run("alerts", "--json")
     alerts = json.loads(journal.out)["alerts"]
@@ -275,7 +275,7 @@ def test_hand_change_discrepancy_deposit_and_correction(env: Env) -> None:
     assert kinds[("discrepancy", "F2")] == 1, (alerts, r.out)
     a = next(a for a in alerts if a["kind"] == "discrepancy")
     detail = json.dumps(a["detail"])
-    assert "AAPL" in json.dumps(a) and str((held - 10).normalize()) in detail and str(held.normalize()) in detail, a
+    assert "AAPL" in json.dumps(a) and str((held - 10).normalize()) in detail and str(held.normalize()) in detail, a  # noqa: E501
     assert kinds[("flow", "F3")] == 1, alerts
     assert not [x for x in alerts if x["kind"] == "discrepancy" and x["account_id"] != "F2"]
     for acc in ACCS:
@@ -322,7 +322,7 @@ def test_insufficient_buying_power_is_a_reject_not_retried(env: Env) -> None:
     e.prices(1, P1)
     # the venue's MSFT trades far above vanta's mark: the last buy does not fit
     e.sim.assets["MSFT"].price = D("520")
-    r, i0 = cycle(e, 1, codes=(0, 4))
+    _r, i0 = cycle(e, 1, codes=(0, 4))
     posts = e.posts_between(i0)
     msft = [p for p in posts if p["body"]["symbol"] == "MSFT"]
     assert msft and all(p["answer"] == 403 for p in msft), [(p["key"], p["answer"]) for p in posts]
@@ -342,7 +342,7 @@ def test_auth_failure_skips_account_others_trade(env: Env) -> None:
     expected = {a: e.expected_orders(a, 1) for a in ACCS}
     e.sim.accounts[e.key("F2")].secret = "rotated"
     expected["F2"] = {}
-    r, i0 = cycle(e, 1, codes=(0, 4))
+    _r, i0 = cycle(e, 1, codes=(0, 4))
     check_posts(e, e.posts_between(i0), expected)
     alerts = json.loads(e.run("alerts", "--json").out)["alerts"]
     assert any(a["kind"] == "venue.error" and a["account_id"] == "F2"
@@ -374,8 +374,23 @@ def test_onboarding_exit_codes_and_no_secrets(env: Env) -> None:
     e.ok("onboard", e.write("good.json", ok), "--at", at(0.5))
     r = e.run("follower", "list")
     assert r.code == 0 and "F2" in r.out, str(r)
-    # missing passphrase: trading a live account cannot read its keys
+    # an --at more than 24 hours ahead of the clock is bad usage (exit 2), changes nothing
+    future = (__import__("datetime").datetime.now(__import__("datetime").UTC)
+              + __import__("datetime").timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    n_posts = len(e.sim.log)
+    r = e.run("cycle", "run", "--at", future)
+    assert r.code == 2 and "Traceback" not in r.err, str(r)
+    assert len(e.sim.log) == n_posts
+    # without the passphrase a live account cannot be traded, and nothing is sent
     e.prices(1, P1)
+    env_nopass = dict(e.env)
+    env_nopass.pop("VANTA_PASSPHRASE")
+    import subprocess
+    p = subprocess.run(e.argv("cycle", "run", "--at", at(1), "--settle-timeout", "5"),
+                       capture_output=True, text=True, env=env_nopass, timeout=300,
+                       check=False)
+    assert p.returncode != 0 or not e.posts_between(n_posts), (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr, p.stderr
     assert not e.scan_secrets()
     assert D(CASH["F2"]) == e.venue_cash("F2")
     assert MINN and WEIGHTS
@@ -467,7 +482,7 @@ def test_non_fractionable_equity_trades_whole_shares(env: Env) -> None:
     e.setup()
     e.prices(1, P1)
     expected = {a: e.expected_orders(a, 1, whole=("AAPL",)) for a in ACCS}
-    r, i0 = cycle(e, 1, codes=(0, 4))
+    _r, i0 = cycle(e, 1, codes=(0, 4))
     posts = e.posts_between(i0)
     assert all(p["answer"] == 200 for p in posts), [(p["body"], p["answer"]) for p in posts]
     check_posts(e, posts, expected)
@@ -482,7 +497,7 @@ def test_positions_held_before_onboarding_count_in_sizing(env: Env) -> None:
     e.setup()
     e.prices(1, P1)
     expected = {a: e.expected_orders(a, 1) for a in ACCS}
-    r, i0 = cycle(e, 1, codes=(0, 4))
+    _r, i0 = cycle(e, 1, codes=(0, 4))
     check_posts(e, e.posts_between(i0), expected)
     for acc in ACCS:
         check_books_positions_cash(e, acc)
@@ -502,7 +517,7 @@ def test_answer_timeout_after_create_is_adopted_later(env: Env) -> None:
     r = e.run("orders", "sync", "--at", at(1.2))
     assert r.code in (0, 1, 4) and "Traceback" not in r.err, str(r)
     e.prices(2, P1)
-    r, i2 = cycle(e, 2, codes=(0, 4))
+    r, _i2 = cycle(e, 2, codes=(0, 4))
     r = e.run("orders", "sync", "--at", at(2.2))
     dup = [k for k, n in cids_posted(e.posts_between(i0)).items() if n > 1]
     assert not dup, dup
@@ -525,7 +540,7 @@ def test_fill_activities_in_old_crypto_symbology(env: Env) -> None:
     e.setup()
     e.prices(1, P1)
     expected = {a: e.expected_orders(a, 1) for a in ACCS}
-    r, i0 = cycle(e, 1, codes=(0, 4))
+    _r, i0 = cycle(e, 1, codes=(0, 4))
     check_posts(e, e.posts_between(i0), expected)
     e.ok("reconcile", "--at", at(1.5), codes=(0, 4))
     for acc in ACCS:
