@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from vanta_box.cli.common import (
     at_option,
     echo_warnings,
     engine,
+    home_of,
     parse_at,
     parse_decimal,
     write_state,
@@ -160,6 +163,81 @@ def fees_list(ctx: click.Context, period: str | None, account_id: str | None,
                f"{money(due_total)}, paid {money(paid_sum)}, outstanding {money(owed_sum)}")
 
 
+@fees.command("collect")
+@click.option("--period", default=None, metavar="YYYY-MM", help="Only this period's entries.")
+@click.option("--dry-run", is_flag=True, help="Say what would be invoiced; change nothing.")
+@click.option("--sync", "do_sync", is_flag=True,
+              help="Record the payments the processors received (no new invoices).")
+@at_option
+@click.pass_context
+def fees_collect(ctx: click.Context, period: str | None, dry_run: bool, do_sync: bool,
+                 at: str | None) -> None:
+    """Invoice outstanding fees at the followers' processors, or record their payments.
+
+    For each outstanding entry of a follower whose fee_agreement has `collect` (Stripe
+    customer or BTCPay store), one invoice at the processor (never a second one: a retry
+    finds it by the entry id); the invoices of entries reversed since are voided. With
+    --sync, each processor is asked for the invoices not yet paid, and each payment is
+    recorded once (`fees.paid`, the processor's reference); partial and over-payments are
+    flagged as alerts. Processor keys come from the keystore (`vanta processor set`).
+    Exit 3 when some processor call failed (the rest is committed; run it again).
+
+    \b
+    Example:
+        vanta fees collect --period 2026-11 --dry-run
+        vanta fees collect --period 2026-11
+        vanta fees collect --sync
+    """
+    from vanta_box.cli.common import OUTPUT_FAILURES, progress
+    from vanta_box.keystore import Keystore
+    from vanta_box.service import collect as service
+
+    if do_sync and (dry_run or period is not None):
+        raise click.UsageError("--sync records payments of every open invoice: it takes "
+                               "neither --period nor --dry-run")
+    ts = parse_at(at)
+    with engine(ctx) as (eng, home):
+        settings = {} if dry_run else Keystore(home.keystore_path).processors()
+        if do_sync:
+            outcome = service.sync(eng, settings, ts, progress)
+        else:
+            outcome = service.collect(eng, settings, ts, period, dry_run, progress)
+        if not dry_run:
+            write_state(eng, home, ts)
+    for line in outcome.lines:
+        click.echo(line)
+    for failure in outcome.failures:
+        OUTPUT_FAILURES.append(f"processor: {failure}")
+
+
+def sync_payments(ctx: click.Context, home: Any, now: int) -> None:
+    """`vanta run`: the payments of open invoices, after the jobs (never before them: a
+    processor that does not answer delays no cycle)."""
+    from vanta_box.cli.common import OUTPUT_FAILURES
+    from vanta_box.core.errors import KeystoreError
+    from vanta_box.keystore import Keystore
+    from vanta_box.service import collect as service
+    from vanta_box.store import repo
+
+    keystore = Keystore(home.keystore_path)
+    if not keystore.has_processors():
+        return
+    with engine(ctx) as (eng, target):
+        if not any(i.state in service.OPEN for i in repo.fee_invoices(eng.conn)):
+            return
+        try:
+            settings = keystore.processors()
+        except KeystoreError as exc:
+            OUTPUT_FAILURES.append(f"fee payments not synced: {exc}")
+            return
+        outcome = service.sync(eng, settings, now)
+        write_state(eng, target, now)
+    for line in outcome.lines:
+        click.echo(f"  {line}")
+    for failure in outcome.failures:
+        OUTPUT_FAILURES.append(f"processor: {failure}")
+
+
 @click.command()
 @click.argument("account_id")
 @click.option("--period", required=True, metavar="YYYY-MM")
@@ -186,4 +264,94 @@ def statement(ctx: click.Context, account_id: str, period: str, as_json: bool) -
     click.echo(pretty(doc).rstrip() if as_json else statement_text(doc, steps))
 
 
-COMMANDS = [fees, statement]
+@click.group()
+def processor() -> None:
+    """Payment processors that invoice fees (Stripe, BTCPay): keys kept encrypted in the
+    keystore (needs VANTA_PASSPHRASE), never in vanta.db, logs or reports."""
+
+
+@processor.command("set")
+@click.argument("kind", type=click.Choice(["stripe", "btcpay"]))
+@click.option("--api-key", required=True, envvar="VANTA_PROCESSOR_API_KEY",
+              help="The processor's secret key (or VANTA_PROCESSOR_API_KEY, which keeps it "
+                   "out of the shell's history).")
+@click.option("--base-url", default=None, metavar="URL",
+              help="stripe: another API address (a local test server).")
+@click.option("--url", default=None, metavar="URL", help="btcpay: the server's address.")
+@click.option("--store-id", default=None, help="btcpay: the store that invoices.")
+@click.pass_context
+def processor_set(ctx: click.Context, kind: str, api_key: str, base_url: str | None,
+                  url: str | None, store_id: str | None) -> None:
+    """Set (or replace) a payment processor.
+
+    \b
+    Example:
+        VANTA_PROCESSOR_API_KEY=sk_live_... vanta processor set stripe
+        vanta processor set btcpay --url https://pay.example.com --api-key KEY --store-id S
+    """
+    from vanta_box import home as homes
+    from vanta_box.keystore import Keystore, fingerprint
+    from vanta_box.service.collect import processor_settings
+
+    settings = processor_settings(kind, api_key, base_url, url, store_id)
+    target = homes.require(home_of(ctx))
+    with homes.locked(target):
+        keystore = Keystore(target.keystore_path)
+        keystore.require_passphrase()
+        keystore.set_processor(kind, settings)
+    click.echo(f"{kind} set (key {fingerprint({'api_key': settings['api_key']})}, kept in "
+               "the keystore)")
+
+
+@processor.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@click.pass_context
+def processor_list(ctx: click.Context, as_json: bool) -> None:
+    """The processors set, with their addresses and key fingerprints (never a key).
+
+    \b
+    Example:
+        vanta processor list
+    """
+    from vanta_box import home as homes
+    from vanta_box.core.canonical import pretty
+    from vanta_box.keystore import Keystore
+    from vanta_box.service.collect import summary
+
+    target = homes.require(home_of(ctx))
+    rows = summary(Keystore(target.keystore_path).processors())
+    if as_json:
+        click.echo(pretty(rows).rstrip())
+        return
+    if not rows:
+        click.echo("no processor set: `vanta processor set stripe|btcpay ...`")
+    for r in rows:
+        click.echo(f"{r['processor']}\t{r['address']}"
+                   + (f"\tstore {r['store_id']}" if r["store_id"] else "")
+                   + f"\tkey {r['key']}")
+
+
+@processor.command("remove")
+@click.argument("kind", type=click.Choice(["stripe", "btcpay"]))
+@click.pass_context
+def processor_remove(ctx: click.Context, kind: str) -> None:
+    """Forget a processor's key.
+
+    \b
+    Example:
+        vanta processor remove btcpay
+    """
+    from vanta_box import home as homes
+    from vanta_box.core.errors import Refused
+    from vanta_box.keystore import Keystore
+
+    target = homes.require(home_of(ctx))
+    with homes.locked(target):
+        keystore = Keystore(target.keystore_path)
+        if kind not in keystore.processors():
+            raise Refused(f"no {kind} processor is set")
+        keystore.set_processor(kind, None)
+    click.echo(f"{kind} removed")
+
+
+COMMANDS = [fees, statement, processor]

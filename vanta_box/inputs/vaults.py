@@ -27,10 +27,33 @@ from vanta_box.inputs.common import (
 )
 
 
+class CollectIn(Strict):
+    """Where a follower's fees are invoiced (SPEC §9 Collection)."""
+
+    via: Literal["stripe", "btcpay"]
+    customer: StrictStr | None = Field(default=None, pattern=r"^cus_[A-Za-z0-9]{1,250}$")
+    store_id: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,200}$")
+
+    @model_validator(mode="after")
+    def _payer(self) -> CollectIn:
+        if self.via == "stripe" and self.customer is None:
+            raise ValueError("collect via stripe needs customer (the Stripe customer id)")
+        if self.via == "stripe" and self.store_id is not None:
+            raise ValueError("store_id is for btcpay, not stripe")
+        if self.via == "btcpay" and self.customer is not None:
+            raise ValueError("customer is for stripe, not btcpay")
+        return self
+
+    def payer(self) -> str:
+        """The Stripe customer, or the BTCPay store ('' for the processor's own)."""
+        return self.customer or self.store_id or ""
+
+
 class FeeIn(Strict):
     type: Literal["performance", "flat", "performance_or_flat"]
     perf_share: Fraction | None = None
     flat_usd: NonNeg | None = None
+    collect: CollectIn | None = None
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> FeeIn:
@@ -62,6 +85,14 @@ class VaultMirroringIn(Strict):
     mode: Literal["proportional", "capped", "shadow"] = "proportional"
     min_account_equity: NonNeg = ZERO
     fee: FeeIn | None = None
+
+    @field_validator("fee")
+    @classmethod
+    def _no_collect(cls, value: FeeIn | None) -> FeeIn | None:
+        if value is not None and value.collect is not None:
+            raise ValueError("collect names one follower's customer: it belongs in a "
+                             "packet's fee_agreement, not in the vault's default fee")
+        return value
 
 
 class PaperIn(Strict):

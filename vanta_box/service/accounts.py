@@ -102,6 +102,8 @@ def onboard_command(
             terms = raw.fee_agreement
             fee = plain({"type": terms.type, "perf_share": terms.perf_share or ZERO,
                          "flat_usd": terms.flat_usd or ZERO})
+            if terms.collect is not None:  # invoiced at a processor (vanta fees collect)
+                fee["collect"] = terms.collect.model_dump(exclude_none=True)
         else:
             vf = vault.mirroring.fee
             assert vf is not None  # validate_packet checked

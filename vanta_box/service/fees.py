@@ -316,7 +316,9 @@ def _check_payment(conn: Connection, entry: repo.FeeEntryRow, amount: Decimal,
 
 
 def fees_paid_command(eng: Engine, entry_id: str, ref: str, amount: Decimal | None,
-                      at: int) -> Command:
+                      at: int, invoice: dict[str, str] | None = None) -> Command:
+    """A payment of ``amount`` (default: what is outstanding). ``invoice``: the processor
+    invoice it came through (service.collect), kept in the payload."""
     entry = _entry_for_change(eng.conn, entry_id)
     if not ref.strip():
         raise InputError("a payment needs a reference", field="--ref")
@@ -326,7 +328,7 @@ def fees_paid_command(eng: Engine, entry_id: str, ref: str, amount: Decimal | No
             raise Refused(f"{entry.account_id} owes nothing for {entry.period}")
     _check_payment(eng.conn, entry, amount, at)
     return Command.make("fees.paid", at, {"entry_id": entry_id, "ref": ref.strip(),
-                                          "amount": fmt_cents(amount)})
+                                          "amount": fmt_cents(amount), **(invoice or {})})
 
 
 @handles("fees.paid")
@@ -339,5 +341,9 @@ def _fees_paid(eng: Engine, cmd: Command) -> dict[str, Any]:
     with eng.tx():
         repo.insert_fee_payment(eng.conn, f"{entry.entry_id}/payment/{n}", entry.entry_id,
                                 amount, p["ref"], cmd.ts, eng.journal.seq)
+        if "invoice" in p:
+            from vanta_box.service.collect import record_invoice_payment
+
+            record_invoice_payment(eng, p)
     return {"entry_id": entry.entry_id, "amount": amount,
             "outstanding": outstanding(eng.conn, entry.account_id, entry.period)}

@@ -25,7 +25,7 @@ from vanta_box.core.money import ZERO, D, fmt, fmt_cents
 from vanta_box.core.timeutil import DAY_US, day_of, fmt_ts, parse_ts
 from vanta_box.domain.fees import FeeInputs, active_days, compute_fee, paused_days
 from vanta_box.domain.pnl import Position, apply_fill
-from vanta_box.service import fees
+from vanta_box.service import collect, fees
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection
 
@@ -184,7 +184,8 @@ def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
         rows.append({"entry_id": e.entry_id, "kind": e.kind, "fee_due": fmt_cents(e.fee_due),
                      "reverses": e.reverses, "reason": e.reason, "ts": fmt_ts(e.at),
                      "payments": [{"payment_id": p, "amount": fmt_cents(amount), "ref": ref,
-                                   "ts": fmt_ts(at)} for p, amount, ref, at in payments]})
+                                   "ts": fmt_ts(at)} for p, amount, ref, at in payments],
+                     "invoice": collect.amounts(conn, e.entry_id)})
     ledger = {"entries": rows, "due": fmt_cents(due), "paid": fmt_cents(paid),
               "outstanding": fmt_cents(due - paid)}
     return fee, ledger

@@ -668,3 +668,50 @@ def insert_fee_payment(conn: apsw.Connection, payment_id: str, entry_id: str, am
                        ref: str, at: int, seq: int) -> None:
     conn.execute("INSERT INTO fee_payments (payment_id, entry_id, amount, ref, at, seq)"
                  " VALUES (?, ?, ?, ?, ?, ?)", (payment_id, entry_id, fmt(amount), ref, at, seq))
+
+
+# ---------------------------------------------------------------- fee invoices
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    entry_id: str
+    processor: str
+    ref: str
+    url: str | None
+    amount: Decimal
+    currency: str
+    state: str
+    paid: Decimal
+    at: int
+    seq: int
+
+
+_INVOICE_COLS = "entry_id, processor, ref, url, amount, currency, state, paid, at, seq"
+
+
+def _invoice(r: Sequence[Any]) -> InvoiceRow:
+    return InvoiceRow(r[0], r[1], r[2], r[3], D(r[4]), r[5], r[6], D(r[7]), r[8], r[9])
+
+
+def fee_invoice(conn: apsw.Connection, entry_id: str) -> InvoiceRow | None:
+    row = conn.execute(f"SELECT {_INVOICE_COLS} FROM fee_invoices WHERE entry_id = ?",
+                       (entry_id,)).fetchone()
+    return _invoice(row) if row else None
+
+
+def fee_invoices(conn: apsw.Connection) -> list[InvoiceRow]:
+    return [_invoice(r) for r in conn.execute(
+        f"SELECT {_INVOICE_COLS} FROM fee_invoices ORDER BY seq")]
+
+
+def insert_fee_invoice(conn: apsw.Connection, row: InvoiceRow) -> None:
+    conn.execute(f"INSERT INTO fee_invoices ({_INVOICE_COLS})"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (row.entry_id, row.processor, row.ref, row.url, fmt(row.amount), row.currency,
+                  row.state, fmt(row.paid), row.at, row.seq))
+
+
+def set_fee_invoice(conn: apsw.Connection, entry_id: str, state: str, paid: Decimal) -> None:
+    conn.execute("UPDATE fee_invoices SET state = ?, paid = ? WHERE entry_id = ?",
+                 (state, fmt(paid), entry_id))
