@@ -563,9 +563,10 @@ def _adopt(a: Account, snap: wire.Snapshot, mark_of: Callable[[str], Decimal | N
     if flow:
         book.cash = snap.cash
         book.touched = True
-        a.eng.record(a.at, "flow", {
+        seq = a.eng.record(a.at, "flow", {
             "account_id": a.account_id, "amount": fmt(flow),
             "kind": "deposit" if flow > 0 else "withdrawal", "source": "reconcile"})
+        repo.insert_flow(a.eng.conn, a.account_id, seq, a.at, flow, "reconcile", None)
     if snap.equity is not None:
         a.eng.record(a.at, "venue.equity", {"account_id": a.account_id,
                                             "equity": fmt(snap.equity), "cash": fmt(snap.cash)})
