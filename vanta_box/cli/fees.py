@@ -20,17 +20,21 @@ def fees() -> None:
 
 
 @fees.command("run")
-@click.option("--period", required=True, metavar="YYYY-MM", help="The calendar month (UTC).")
+@click.option("--period", required=True, metavar="YYYY-MM|YYYY-Qn",
+              help="The calendar month, or quarter (UTC).")
 @at_option
 @click.pass_context
 def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
     """Bill every non-shadow follower active in a period that has ended.
 
-    A billed period is billed once: running it again changes nothing (exit 1).
+    A month bills the followers billed monthly, a quarter (2027-Q1) those whose agreement
+    says "period": "quarter". A billed period is billed once: running it again changes
+    nothing (exit 1). A removed follower was billed at its removal (early exit).
 
     \b
     Example:
         vanta fees run --period 2026-11 --at 2026-12-01T00:00:00Z
+        vanta fees run --period 2027-Q1 --at 2027-04-01T00:00:00Z
     """
     from vanta_box.cli.console import money
     from vanta_box.service.fees import fees_run_command
@@ -42,8 +46,19 @@ def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
     for line in lines:
         click.echo(f"{line['entry_id']}\t{line['fee_type']}\tfee due {money(line['fee_due'])}"
                    f"\t(perf {money(line['perf_fee'])}, flat {money(line['flat_fee'])}, "
-                   f"carry out {money(line['carry_out'])})")
+                   f"carry out {money(line['carry_out'])}{_legs(line)})")
     click.echo(f"{len(lines)} fee entr{'y' if len(lines) == 1 else 'ies'} for {period}")
+
+
+def _legs(line: dict[str, str]) -> str:
+    from vanta_box.cli.console import money
+
+    out = ""
+    if line.get("mgmt_fee") not in (None, "0.00"):
+        out += f", management {money(line['mgmt_fee'])}"
+    if line.get("basis") == "equity_hwm":
+        out += f", profit {money(line['profit_end'])}, hwm {money(line['hwm_out'])}"
+    return out
 
 
 @fees.command("reverse")

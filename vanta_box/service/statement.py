@@ -25,7 +25,7 @@ from typing import Any
 from vanta_box.core.errors import InputError
 from vanta_box.core.money import ZERO, D, fmt, fmt_cents
 from vanta_box.core.timeutil import DAY_US, day_of, fmt_ts, parse_ts
-from vanta_box.domain.fees import FeeInputs, active_days, compute_fee, paused_days
+from vanta_box.domain.fees import active_days, compute_fee, paused_days
 from vanta_box.domain.pnl import Position, apply_fill
 from vanta_box.service import fees
 from vanta_box.store import journal, repo
@@ -158,20 +158,27 @@ def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
         a = fees.shadow_assessment(conn, acct, period)
         status = "shadow: not billed (what the follower would have owed)"
     elif live:
-        e = live[0]
-        inputs = FeeInputs(e.fee_type, e.perf_share, e.flat_usd, e.realized_pnl,
-                           e.carry_in, e.active_days, e.days_in_period)
-        a = fees.Assessment(acct, period, inputs, compute_fee(inputs))
-        status = f"billed (entry {e.entry_id})"
+        a = fees.entry_assessment(acct, live[0])
+        status = f"billed (entry {live[0].entry_id})"
+    elif not fees.kind_matches(acct, period):
+        a = fees.assess(conn, acct, period)
+        by = "quarter" if fees.terms(acct).quarterly else "month"
+        status = f"not a fee period of {acct.account_id}, billed by {by} (preview)"
     else:
         a = fees.assess(conn, acct, period)
         status = "not billed yet (preview)"
     elapsed = None
     _start, end = fees.period_bounds(period)
     if not live and known is not None and known < end:
-        # A preview of a period not over: the flat fee of the days elapsed so far.
+        # A preview of a period not over: the flat (and management) fee of the days
+        # elapsed so far.
         elapsed, active = _elapsed(acct, conn, period, known)
-        inputs = replace(a.inputs, active_days=active)
+        first, _last, _days = fees.period_dates(period)
+        base = ZERO
+        if a.inputs.management_pct:
+            base = fees.valuation(conn, acct, period, fees.terms(acct),
+                                  last_day=first + timedelta(days=elapsed - 1))[1]
+        inputs = replace(a.inputs, active_days=active, mgmt_base=base)
         a = fees.Assessment(acct, period, inputs, compute_fee(inputs))
         status = (f"{status[:-1]}: {elapsed} of {inputs.days_in_period} days elapsed)"
                   if status.endswith(")") else
