@@ -177,3 +177,53 @@ def test_reversing_an_equity_entry_restores_the_high_water_mark(q1: Home) -> Non
     again = entry(q1, "H", "2027-02")
     assert (again["entry_id"], again["hwm_in"], again["fee_due"]) == (
         "H/2027-02/2", "500", "231.30")
+
+
+def test_whatif_recomputes_the_history_under_every_agreement_and_changes_nothing(
+        q1: Home) -> None:
+    before = q1.db_bytes()
+    doc = json.loads(q1.ok("fees", "whatif", "H", "--json").out)
+    by_name = {v["name"]: v for v in doc["variants"]}
+    own = by_name["equity_hwm/performance/month/mgmt"]
+    assert own["actual"] and [p["fee_due"] for p in own["periods"]] == [
+        "133.05", "231.30", "32.13"]  # what the ledger billed
+    # by quarter: one close, Apr 1: P 1250 -> 20 % = 250; the same management days
+    assert by_name["equity_hwm/performance/quarter"]["total"] == "250.00"
+    assert by_name["equity_hwm/performance/quarter/mgmt"]["mgmt_total"] == "96.48"
+    # the realized basis: nothing was sold, no performance fee
+    assert by_name["realized/performance/month"]["total"] == "0.00"
+    assert len(doc["variants"]) == 20
+    assert q1.db_bytes() == before
+    text = q1.ok("fees", "whatif", "X", "--from", "2027-01", "--to", "2027-03").out
+    assert "* equity_hwm/performance/quarter/mgmt" in text and "354.25" in text
+    assert q1.vanta("fees", "whatif", "NOPE").code == 2
+    assert q1.vanta("fees", "whatif", "M").code == 2
+
+
+def test_flow_record_refusals_and_bad_input(q1: Home) -> None:
+    def code(*args: str) -> int:
+        return q1.vanta("flow", "record", *args, "--allow-future").code
+
+    at = ("--at", "2027-04-05T00:00:00Z")
+    assert code("H", "--withdrawal", "4000.01", *at) == 1  # H holds 4000 cash
+    assert code("H", "--deposit", "1", "--withdrawal", "1", *at) == 2
+    assert code("H", *at) == 2
+    assert code("H", "--deposit", "0", *at) == 2
+    assert code("H", "--deposit", "-5", *at) == 2
+    assert code("H", "--deposit", "abc", *at) == 2
+    assert code("NOPE", "--deposit", "5", *at) == 2
+    # before V's last cycle, and inside a period already billed to H
+    ok(q1, "cycle", "run", "--at", "2027-04-02T00:00:00Z")
+    assert code("H", "--deposit", "5", "--at", "2027-04-01T12:00:00Z") == 1
+    assert code("H", "--deposit", "5", "--at", "2027-03-20T00:00:00Z") == 1
+    assert code("H", "--withdrawal", "4000", *at) == 0
+
+
+def test_fee_agreement_options_are_validated(setup_vault) -> None:  # type: ignore[no-untyped-def]
+    home: Home = setup_vault()
+    for bad in ({"basis": "equity"}, {"period": "year"}, {"management_pct": "1.5"},
+                {"management_pct": "-0.01"}, {"hwm": "0"}):
+        result = home.vanta("onboard", home.write("p.json", packet("P", "1000", {
+            "type": "performance", "perf_share": "0.2", **bad})), "--at", "2026-11-01T00:00:00Z")
+        assert result.code == 2, (bad, result.err)
+        assert "fee_agreement" in result.err
