@@ -23,17 +23,21 @@ def fees() -> None:
 
 
 @fees.command("run")
-@click.option("--period", required=True, metavar="YYYY-MM", help="The calendar month (UTC).")
+@click.option("--period", required=True, metavar="YYYY-MM|YYYY-Qn",
+              help="The calendar month, or quarter (UTC).")
 @at_option
 @click.pass_context
 def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
     """Bill every non-shadow follower active in a period that has ended.
 
-    A billed period is billed once: running it again changes nothing (exit 1).
+    A month bills the followers billed monthly, a quarter (2027-Q1) those whose agreement
+    says "period": "quarter". A billed period is billed once: running it again changes
+    nothing (exit 1). A removed follower was billed at its removal (early exit).
 
     \b
     Example:
         vanta fees run --period 2026-11 --at 2026-12-01T00:00:00Z
+        vanta fees run --period 2027-Q1 --at 2027-04-01T00:00:00Z
     """
     from vanta_box.cli.console import money
     from vanta_box.service.fees import fees_run_command
@@ -45,8 +49,19 @@ def fees_run(ctx: click.Context, period: str, at: str | None) -> None:
     for line in lines:
         click.echo(f"{line['entry_id']}\t{line['fee_type']}\tfee due {money(line['fee_due'])}"
                    f"\t(perf {money(line['perf_fee'])}, flat {money(line['flat_fee'])}, "
-                   f"carry out {money(line['carry_out'])})")
+                   f"carry out {money(line['carry_out'])}{_legs(line)})")
     click.echo(f"{len(lines)} fee entr{'y' if len(lines) == 1 else 'ies'} for {period}")
+
+
+def _legs(line: dict[str, str]) -> str:
+    from vanta_box.cli.console import money
+
+    out = ""
+    if line.get("mgmt_fee") not in (None, "0.00"):
+        out += f", management {money(line['mgmt_fee'])}"
+    if line.get("basis") == "equity_hwm":
+        out += f", profit {money(line['profit_end'])}, hwm {money(line['hwm_out'])}"
+    return out
 
 
 @fees.command("reverse")
@@ -236,6 +251,56 @@ def sync_payments(ctx: click.Context, home: Any, now: int) -> None:
         click.echo(f"  {line}")
     for failure in outcome.failures:
         OUTPUT_FAILURES.append(f"processor: {failure}")
+
+
+@fees.command("whatif")
+@click.argument("account_id", metavar="FOLLOWER")
+@click.option("--from", "start", default=None, metavar="PERIOD",
+              help="First month or quarter shown (default: the onboarding).")
+@click.option("--to", "end", default=None, metavar="PERIOD",
+              help="Last month or quarter shown (default: up to the journal's last event).")
+@click.option("--perf-share", default=None, help="Performance share (default: the agreement's).")
+@click.option("--flat-usd", default=None,
+              help="Flat fee per month (default: the agreement's, a quarter's / 3).")
+@click.option("--management", default=None,
+              help="Annual management fee of the variants with one (default: the "
+                   "agreement's, else 0.02).")
+@click.option("--json", "as_json", is_flag=True, help="Print every variant as JSON.")
+@click.pass_context
+def fees_whatif(ctx: click.Context, account_id: str, start: str | None, end: str | None,
+                perf_share: str | None, flat_usd: str | None, management: str | None,
+                as_json: bool) -> None:
+    """The follower's actual history billed under every agreement, side by side:
+    realized vs equity high-water mark, performance-only, flat-only, hybrid, by month or
+    by quarter, with and without a management fee. Read-only: nothing is billed.
+
+    \b
+    Example:
+        vanta fees whatif F1042
+        vanta fees whatif F1042 --from 2027-01 --to 2027-06 --management 0.02 --json
+    """
+    from vanta_box.cli.console import money
+    from vanta_box.core.canonical import pretty
+    from vanta_box.service.whatif import whatif
+
+    share = parse_decimal(perf_share, "--perf-share") if perf_share is not None else None
+    flat = parse_decimal(flat_usd, "--flat-usd") if flat_usd is not None else None
+    mgmt = parse_decimal(management, "--management") if management is not None else None
+    with engine(ctx, lock=False) as (eng, _home):
+        doc = whatif(eng.conn, account_id, start, end, share, flat, mgmt)
+    if as_json:
+        click.echo(pretty(doc).rstrip())
+        return
+    click.echo(f"{doc['account_id']}: fees from {doc['from']} to {doc['to']} "
+               f"({doc['note']})")
+    width = max(len(v["name"]) for v in doc["variants"])
+    for v in doc["variants"]:
+        mark = "*" if v["actual"] else " "
+        periods = " ".join(f"{p['period']}:{money(p['fee_due'])}" for p in v["periods"])
+        click.echo(f"{mark} {v['name']:<{width}}  total {money(v['total']):>12}  "
+                   f"perf {money(v['perf_total']):>10}  flat {money(v['flat_total']):>10}  "
+                   f"mgmt {money(v['mgmt_total']):>9}  periods {periods or '-'}")
+    click.echo("* the follower's own agreement")
 
 
 @click.command()

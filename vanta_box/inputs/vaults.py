@@ -54,6 +54,10 @@ class FeeIn(Strict):
     perf_share: Fraction | None = None
     flat_usd: NonNeg | None = None
     collect: CollectIn | None = None
+    # SPEC §9 (absent: the defaults, realized / 0 / month)
+    basis: Literal["realized", "equity_hwm"] | None = None
+    management_pct: Fraction | None = None  # annual
+    period: Literal["month", "quarter"] | None = None
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> FeeIn:
@@ -65,7 +69,15 @@ class FeeIn(Strict):
         return self
 
     def to_model(self) -> FeeTerms:
-        return FeeTerms(self.type, self.perf_share or ZERO, self.flat_usd or ZERO)
+        return FeeTerms(self.type, self.perf_share or ZERO, self.flat_usd or ZERO,
+                        self.basis, self.management_pct, self.period)
+
+    def options(self) -> dict[str, Any]:
+        """The SPEC §9 options given (only those: an agreement without them reads as
+        before)."""
+        return {k: v for k, v in (("basis", self.basis),
+                                  ("management_pct", self.management_pct),
+                                  ("period", self.period)) if v is not None}
 
 
 class RiskIn(Strict):
@@ -243,6 +255,7 @@ def vault_to_dict(vault: Vault) -> dict[str, Any]:
             "min_account_equity": vault.mirroring.min_account_equity,
             "fee": None if fee is None else {
                 "type": fee.type, "perf_share": fee.perf_share, "flat_usd": fee.flat_usd,
+                **fee_options(fee),
             },
         },
         "paper": {
@@ -256,3 +269,8 @@ def vault_to_dict(vault: Vault) -> dict[str, Any]:
 
 def vault_from_dict(data: dict[str, Any]) -> Vault:
     return validate(VaultIn, data, "vault registry").to_model()
+
+
+def fee_options(fee: FeeTerms) -> dict[str, Any]:
+    return {k: v for k, v in (("basis", fee.basis), ("management_pct", fee.management_pct),
+                              ("period", fee.period)) if v is not None}

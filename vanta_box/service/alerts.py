@@ -267,6 +267,8 @@ class _Fold:
                                           "realized_pnl")}
 
     def _flow(self, seq: int, ts: int, p: dict[str, Any]) -> None:
+        if p.get("opening"):
+            return  # a live account's funding, seen at its first reconciliation
         a, _new = self.observe(self.account_key("flow", p["account_id"], None), seq, ts,
                                each_event=True)
         net = D(a.detail.get("net", "0")) + D(p["amount"])

@@ -41,7 +41,7 @@ from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
 _HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper", "fees", "schedule",
-                    "sync", "collect")
+                    "sync", "flows", "collect")
 
 EXCLUDED_TABLES = {"journal", "schema_migrations"}
 

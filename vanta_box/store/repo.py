@@ -615,17 +615,29 @@ class FeeEntryRow:
     reason: str | None
     at: int
     seq: int
+    # SPEC §9 legs (006_flows); entries billed before it: realized basis, no management fee
+    basis: str = "realized"
+    profit_end: Decimal | None = None
+    hwm_in: Decimal = Decimal(0)
+    hwm_out: Decimal = Decimal(0)
+    management_pct: Decimal = Decimal(0)
+    mgmt_base: Decimal = Decimal(0)
+    mgmt_fee: Decimal = Decimal(0)
 
 
 _FEE_COLS = ("entry_id, kind, account_id, vault_id, period, fee_type, perf_share, flat_usd,"
              " realized_pnl, carry_in, net, perf_fee, flat_fee, carry_out, active_days,"
-             " days_in_period, fee_due, reverses, reason, at, seq")
+             " days_in_period, fee_due, reverses, reason, at, seq, basis, profit_end, hwm_in,"
+             " hwm_out, management_pct, mgmt_base, mgmt_fee")
 _FEE_DECIMALS = range(6, 14)
 
 
 def _fee_row(r: Sequence[Any]) -> FeeEntryRow:
     values: list[Any] = [D(v) if i in _FEE_DECIMALS or i == 16 else v
-                         for i, v in enumerate(r)]
+                         for i, v in enumerate(r[:21])]
+    basis, profit_end, *legs = r[21:]
+    values += [basis or "realized", None if profit_end is None else D(profit_end),
+               *(D(v) if v is not None else Decimal(0) for v in legs)]
     return FeeEntryRow(*values)
 
 
@@ -650,11 +662,13 @@ def fee_entry(conn: apsw.Connection, entry_id: str) -> FeeEntryRow | None:
 
 def insert_fee_entry(conn: apsw.Connection, e: FeeEntryRow) -> None:
     conn.execute(
-        f"INSERT INTO fee_entries ({_FEE_COLS}) VALUES ({', '.join('?' * 21)})",
+        f"INSERT INTO fee_entries ({_FEE_COLS}) VALUES ({', '.join('?' * 28)})",
         (e.entry_id, e.kind, e.account_id, e.vault_id, e.period, e.fee_type, fmt(e.perf_share),
          fmt(e.flat_usd), fmt(e.realized_pnl), fmt(e.carry_in), fmt(e.net), fmt(e.perf_fee),
          fmt(e.flat_fee), fmt(e.carry_out), e.active_days, e.days_in_period, fmt(e.fee_due),
-         e.reverses, e.reason, e.at, e.seq),
+         e.reverses, e.reason, e.at, e.seq, e.basis,
+         None if e.profit_end is None else fmt(e.profit_end), fmt(e.hwm_in), fmt(e.hwm_out),
+         fmt(e.management_pct), fmt(e.mgmt_base), fmt(e.mgmt_fee)),
     )
 
 
@@ -715,3 +729,39 @@ def insert_fee_invoice(conn: apsw.Connection, row: InvoiceRow) -> None:
 def set_fee_invoice(conn: apsw.Connection, entry_id: str, state: str, paid: Decimal) -> None:
     conn.execute("UPDATE fee_invoices SET state = ?, paid = ? WHERE entry_id = ?",
                  (state, fmt(paid), entry_id))
+
+
+# ---------------------------------------------------------------- capital flows
+
+
+class FlowRow(NamedTuple):
+    account_id: str
+    seq: int
+    at: int
+    amount: Decimal
+    kind: str
+    source: str
+    ref: str | None
+
+
+def insert_flow(conn: apsw.Connection, account_id: str, seq: int, at: int, amount: Decimal,
+                source: str, ref: str | None) -> None:
+    conn.execute("INSERT INTO flows (account_id, seq, at, amount, kind, source, ref)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (account_id, seq, at, fmt(amount),
+                  "deposit" if amount > 0 else "withdrawal", source, ref))
+
+
+def flows(conn: apsw.Connection, account_id: str | None = None) -> list[FlowRow]:
+    """Flows (of one account, or of every account), by account then journal row."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flows'").fetchone()
+    if not exists:  # a file older than 006 (an auditor's, opened read-only)
+        return []
+    sql = "SELECT account_id, seq, at, amount, kind, source, ref FROM flows"
+    args: tuple[Any, ...] = ()
+    if account_id is not None:
+        sql += " WHERE account_id = ?"
+        args = (account_id,)
+    return [FlowRow(a, s, t, D(x), k, src, ref)
+            for a, s, t, x, k, src, ref in conn.execute(sql + " ORDER BY account_id, seq", args)]

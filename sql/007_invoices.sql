@@ -1,4 +1,4 @@
--- 006_invoices: fee invoices at payment processors (Stripe, BTCPay), SPEC §9 Collection.
+-- 007_invoices: fee invoices at payment processors (Stripe, BTCPay), SPEC §9 Collection.
 -- A projection of the fees.invoiced / fees.voided commands and of the processor payments
 -- recorded by fees.paid: at most one invoice per fee entry; its state follows the
 -- processor's answers as vanta last recorded them.
