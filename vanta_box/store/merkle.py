@@ -69,12 +69,26 @@ class JournalTree:
                                                   self._node(LOW + level - 1, 2 * index + 1,
                                                              fresh))
                     rows.append((*key, fresh[key]))
-            self.conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                                  rows)
+            # OR IGNORE: a node is a function of the rows, so one another process stored
+            # meanwhile is the same bytes
+            self.conn.executemany("INSERT OR IGNORE INTO merkle_nodes (level, idx, hash)"
+                                  " VALUES (?, ?, ?)", rows)
             rows.clear()
             fresh = {k: v for k, v in fresh.items() if k[0] > LOW}  # the upper frontier
             at += n
         return end - start
+
+    def extend_if_writable(self) -> None:
+        """Extend the stored tree in its own short transaction when this connection can
+        write; a read-only file (an auditor's copy) or a busy one is read as it is (the
+        missing nodes are computed from the rows, and not kept)."""
+        if self.size // BLOCK * BLOCK <= self.covered():
+            return
+        try:
+            with self.conn:
+                self.extend()
+        except (apsw.ReadOnlyError, apsw.BusyError, apsw.CantOpenError):
+            pass
 
     def _node(self, level: int, index: int, fresh: dict[tuple[int, int], bytes]) -> bytes:
         found = fresh.get((level, index))
@@ -138,3 +152,29 @@ def _lookup(conn: apsw.Connection, key: tuple[int, int]) -> bytes | None:
     row = conn.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
                        key).fetchone()
     return None if row is None else bytes(row[0])
+
+
+def roots_at(conn: apsw.Connection, sizes: set[int]) -> dict[int, bytes]:
+    """MTH of the first n rows for each n in ``sizes`` that the journal has, computed
+    from the rows alone (no stored node is trusted: verify). One stream over the rows
+    with a frontier of O(log n) perfect subtrees: the root at n is their fold, right to
+    left."""
+    wanted = {n for n in sizes if n > 0}
+    found: dict[int, bytes] = {}
+    if not wanted:
+        return found
+    top = max(wanted)
+    stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+    rows = conn.execute("SELECT hash FROM journal ORDER BY seq LIMIT ?", (top,))
+    for n, (h,) in enumerate(rows, start=1):
+        node, level = merkle.leaf_hash(bytes.fromhex(h)), 0
+        while stack and stack[-1][0] == level:
+            node = merkle.node_hash(stack.pop()[1], node)
+            level += 1
+        stack.append((level, node))
+        if n in wanted:
+            r = stack[-1][1]
+            for _level, left in reversed(stack[:-1]):
+                r = merkle.node_hash(left, r)
+            found[n] = r
+    return found
