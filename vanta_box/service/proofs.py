@@ -243,16 +243,7 @@ def attach(home_root: Path, conn: Any, doc: dict[str, Any]) -> dict[str, Any]:
     an inclusion proof of every row it cites (``cited``), in seq order."""
     t = tree(conn)
     signed = head(home_root, conn, t)
-    cache: dict[tuple[int, int], bytes] = {}
-
-    def subtree(level: int, index: int) -> bytes:
-        # proofs share most of their upper nodes, and the right edge's ranges are folded
-        # again for each: each subtree is read once
-        found = cache.get((level, index))
-        if found is None:
-            found = cache[(level, index)] = t.subtree(level, index)
-        return found
-
+    subtree = t.cached()  # proofs share most of their nodes: each is read once
     return {**doc, "head": signed,
             "proofs": [row_proof(conn, t, seq, subtree) for seq in cited(doc)]}
 

@@ -111,6 +111,32 @@ class JournalTree:
             return merkle.node_hash(self.subtree(level - 1, 2 * index),
                                     self.subtree(level - 1, 2 * index + 1))
 
+    def cached(self) -> merkle.Subtree:
+        """``subtree`` reading each node once, and each block of 16 rows once for all the
+        small subtrees in it: many proofs at once (a statement's) share most nodes."""
+        nodes: dict[tuple[int, int], bytes] = {}
+        blocks: dict[int, list[bytes]] = {}
+
+        def subtree(level: int, index: int) -> bytes:
+            found = nodes.get((level, index))
+            if found is not None:
+                return found
+            if level < LOW:
+                first = index << level
+                block = first >> LOW
+                leaves = blocks.get(block)
+                if leaves is None:
+                    leaves = blocks[block] = _leaves(self.conn, block * BLOCK,
+                                                     min(BLOCK, self.size - block * BLOCK))
+                at = first - block * BLOCK
+                found = _perfect(leaves[at:at + (1 << level)])
+            else:
+                found = self.subtree(level, index)
+            nodes[(level, index)] = found
+            return found
+
+        return subtree
+
     def root(self, size: int | None = None) -> bytes:
         return merkle.root(self.subtree, self.size if size is None else size)
 
