@@ -23,9 +23,19 @@ def journal_size(conn: apsw.Connection) -> int:
     return int(row[0] or 0) if row else 0
 
 
+def _leaf(row_hash: object) -> bytes:
+    """The leaf of a row's stored hash. A hash that is not hex text (a tampered file: the
+    chain check names the row) still makes a leaf, one no real row makes, so the nodes
+    above it fail and nothing crashes."""
+    try:
+        return merkle.leaf_hash(bytes.fromhex(row_hash))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return merkle.leaf_hash(b"not a row hash: " + repr(row_hash).encode())
+
+
 def _leaves(conn: apsw.Connection, start: int, n: int) -> list[bytes]:
     """Leaf hashes of leaves start .. start+n-1 (journal rows start+1 .. start+n)."""
-    return [merkle.leaf_hash(bytes.fromhex(h)) for (h,) in conn.execute(
+    return [_leaf(h) for (h,) in conn.execute(
         "SELECT hash FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq", (start, start + n))]
 
 
@@ -155,7 +165,7 @@ def mismatches(conn: apsw.Connection) -> list[tuple[int, int]]:
             wrong.append(key)
 
     for (h,) in conn.execute("SELECT hash FROM journal ORDER BY seq"):
-        block.append(merkle.leaf_hash(bytes.fromhex(h)))
+        block.append(_leaf(h))
         if len(block) < BLOCK:
             continue
         frontier[(LOW, blocks)] = _perfect(block)
@@ -193,7 +203,7 @@ def roots_at(conn: apsw.Connection, sizes: set[int]) -> dict[int, bytes]:
     stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
     rows = conn.execute("SELECT hash FROM journal ORDER BY seq LIMIT ?", (top,))
     for n, (h,) in enumerate(rows, start=1):
-        node, level = merkle.leaf_hash(bytes.fromhex(h)), 0
+        node, level = _leaf(h), 0
         while stack and stack[-1][0] == level:
             node = merkle.node_hash(stack.pop()[1], node)
             level += 1
