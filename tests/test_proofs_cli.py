@@ -146,6 +146,8 @@ def test_a_statements_head_and_proofs_check_with_the_rfc_alone(fund: Path) -> No
         content = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert hashlib.sha256(bytes.fromhex(p["prev_hash"]) + content.encode()
                               ).hexdigest() == p["hash"]
+        assert p["leaf_hash"] == rfc_leaf(p["hash"]).hex() and p["tree_size"] == \
+            head["tree_size"]
         root = rfc_root_from_path(rfc_leaf(p["hash"]), p["leaf_index"], head["tree_size"],
                                   [bytes.fromhex(h) for h in p["audit_path"]])
         assert root is not None and root.hex() == head["root_hash"]
@@ -228,6 +230,8 @@ def _edited(doc: dict[str, Any], edit: str) -> dict[str, Any]:
     elif edit == "audit path":
         p = d["proofs"][0]
         p["audit_path"][0] = "00" * 32
+    elif edit == "leaf hash":
+        d["proofs"][1]["leaf_hash"] = "00" * 32
     elif edit == "dropped fill":
         seq = d["fills"][0]["seq"]
         d["proofs"] = [p for p in d["proofs"] if p["seq"] != seq]
@@ -244,6 +248,7 @@ def _edited(doc: dict[str, Any], edit: str) -> dict[str, Any]:
     ("signature", "head: the head's signature does not verify"),
     ("row payload", "its content does not make its hash"),
     ("audit path", "its proof does not lead to the head's root"),
+    ("leaf hash", "its leaf_hash is not SHA-256(0x00"),
     ("dropped fill", "which the statement does not prove"),
 ])
 def test_a_statement_edited_after_signing_fails_naming_what(

@@ -223,6 +223,7 @@ def row_proof(conn: Any, t: stored.JournalTree, seq: int,
         raise InputError(f"journal row {seq} does not exist")
     return {"seq": int(found[0]), "ts": found[1], "kind": found[2], "payload": found[3],
             "prev_hash": found[4], "hash": found[5], "leaf_index": seq - 1,
+            "leaf_hash": stored.leaf_of(found[5]).hex(), "tree_size": t.size,
             "audit_path": [p.hex() for p in merkle.inclusion_path(subtree or t.subtree,
                                                                    seq - 1, t.size)]}
 
@@ -262,8 +263,12 @@ def check_row(r: Any, h: Any) -> str | None:
         return f"journal row {seq}: its content does not make its hash"
     if index != seq - 1:
         return f"journal row {seq}: leaf index {index} is not its place"
-    if not merkle.verify_inclusion(merkle.leaf_hash(bytes.fromhex(computed)), index, size,
-                                   path, root):
+    leaf = merkle.leaf_hash(bytes.fromhex(computed))
+    if r.get("leaf_hash", leaf.hex()) != leaf.hex():
+        return f"journal row {seq}: its leaf_hash is not SHA-256(0x00 ‖ its hash)"
+    if r.get("tree_size", size) != size:
+        return f"journal row {seq}: proved in a tree of {r['tree_size']} rows, not the head's"
+    if not merkle.verify_inclusion(leaf, index, size, path, root):
         return f"journal row {seq}: its proof does not lead to the head's root"
     return None
 

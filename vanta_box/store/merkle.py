@@ -23,7 +23,7 @@ def journal_size(conn: apsw.Connection) -> int:
     return int(row[0] or 0) if row else 0
 
 
-def _leaf(row_hash: object) -> bytes:
+def leaf_of(row_hash: object) -> bytes:
     """The leaf of a row's stored hash. A hash that is not hex text (a tampered file: the
     chain check names the row) still makes a leaf, one no real row makes, so the nodes
     above it fail and nothing crashes."""
@@ -35,7 +35,7 @@ def _leaf(row_hash: object) -> bytes:
 
 def _leaves(conn: apsw.Connection, start: int, n: int) -> list[bytes]:
     """Leaf hashes of leaves start .. start+n-1 (journal rows start+1 .. start+n)."""
-    return [_leaf(h) for (h,) in conn.execute(
+    return [leaf_of(h) for (h,) in conn.execute(
         "SELECT hash FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq", (start, start + n))]
 
 
@@ -165,7 +165,7 @@ def mismatches(conn: apsw.Connection) -> list[tuple[int, int]]:
             wrong.append(key)
 
     for (h,) in conn.execute("SELECT hash FROM journal ORDER BY seq"):
-        block.append(_leaf(h))
+        block.append(leaf_of(h))
         if len(block) < BLOCK:
             continue
         frontier[(LOW, blocks)] = _perfect(block)
@@ -203,7 +203,7 @@ def roots_at(conn: apsw.Connection, sizes: set[int]) -> dict[int, bytes]:
     stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
     rows = conn.execute("SELECT hash FROM journal ORDER BY seq LIMIT ?", (top,))
     for n, (h,) in enumerate(rows, start=1):
-        node, level = _leaf(h), 0
+        node, level = leaf_of(h), 0
         while stack and stack[-1][0] == level:
             node = merkle.node_hash(stack.pop()[1], node)
             level += 1
