@@ -87,12 +87,15 @@ def restore_triggers(path: Path) -> None:
 
 
 def forge(path: Path, seq: int, payload: str) -> None:
-    """Row ``seq`` given ``payload``, the chain re-hashed, the triggers put back."""
+    """Row ``seq`` given ``payload``, the chain re-hashed, the triggers put back, and the
+    stored Merkle tree (a cache of the rows' hashes, which verify recomputes) dropped, as
+    a forger would: the file is consistent again."""
     conn = sqlite3.connect(path)
     for name in TRIGGERS:
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     conn.execute("UPDATE journal SET payload = ? WHERE seq = ?", (payload, seq))
     rechain(conn)
+    conn.execute("DELETE FROM merkle_nodes")
     conn.commit()
     conn.close()
     restore_triggers(path)

@@ -306,11 +306,17 @@ def fees_whatif(ctx: click.Context, account_id: str, start: str | None, end: str
 @click.command()
 @click.argument("account_id")
 @click.option("--period", required=True, metavar="YYYY-MM")
-@click.option("--json", "as_json", is_flag=True, help="Print the statement as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the statement as JSON, with the journal's signed tree head and an "
+                   "inclusion proof of every row it cites (`vanta proof verify` checks it).")
 @click.pass_context
 def statement(ctx: click.Context, account_id: str, period: str, as_json: bool) -> None:
     """A follower's statement: opening and closing equity, realized and unrealized PnL,
     commissions, the fee with its derivation, payments, and every fill of the period.
+
+    With --json it also carries `head` (the journal's tree head, signed with the home's
+    key) and `proofs`: each cited journal row (fills, fee entries, payments, the digest's
+    row) with its RFC 6962 audit path, so the follower can check it with no database.
 
     \b
     Example:
@@ -319,12 +325,22 @@ def statement(ctx: click.Context, account_id: str, period: str, as_json: bool) -
     """
     from vanta_box.cli.console import statement_text
     from vanta_box.core.canonical import pretty
+    from vanta_box.service import proofs
     from vanta_box.service.statement import build
     from vanta_box.store import repo
 
-    with engine(ctx, lock=False) as (eng, _home):
-        doc = build(eng.conn, account_id, period)
-        steps = {s: i.lot_step for s, i in repo.instruments(eng.conn).items()}
+    with engine(ctx, lock=False) as (eng, home):
+        if as_json:
+            proofs.ensure_key(home.root)
+            proofs.tree(eng.conn)  # extended first: the read below then writes nothing
+        eng.conn.execute("BEGIN")  # one snapshot: the rows proved are the rows shown
+        try:
+            doc = build(eng.conn, account_id, period)
+            if as_json:
+                doc = proofs.attach(home.root, eng.conn, doc)
+            steps = {s: i.lot_step for s, i in repo.instruments(eng.conn).items()}
+        finally:
+            eng.conn.execute("COMMIT")
     echo_warnings(doc["warnings"])
     click.echo(pretty(doc).rstrip() if as_json else statement_text(doc, steps))
 

@@ -163,8 +163,10 @@ def write_pages(out: Path, found: dict[str, str]) -> list[Path]:
 
 def _pages(conn: Connection, as_of: int) -> dict[str, str]:
     env = _environment()
+    from vanta_box.service.proofs import unsigned_head
+
     common = {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)),
-              "version": __version__}
+              "head": unsigned_head(conn), "version": __version__}
     found: dict[str, str] = {}
     folded: set[str] = set()
 

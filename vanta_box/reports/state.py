@@ -215,8 +215,13 @@ def pnl_summary(conn: Connection, as_of: int, rows: list[dict[str, Any]],
                        "peak_nav": None if peak is None else fmt(peak),
                        "drawdown": None if drawdown is None else fmt(drawdown),
                        "last_cycle_nav": None if v.last_nav is None else fmt(v.last_nav)})
+    from vanta_box.service.proofs import unsigned_head
+
+    # ``head``: the journal's Merkle tree (size, root), unsigned: this file is rewritten
+    # after every command and must stay the same bytes for the same journal; `vanta audit
+    # head` signs it.
     return {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)), "accounts": rows,
-            "vaults": vaults}
+            "vaults": vaults, "head": unsigned_head(conn)}
 
 
 def queue_doc(conn: Connection, as_of: int) -> dict[str, Any]:

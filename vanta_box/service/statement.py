@@ -102,10 +102,12 @@ def build(conn: Connection, account_id: str, period: str,
         "realized_pnl": fmt(realized), "commissions": fmt(commissions),
         "unrealized_pnl_open": fmt(unrealized_open), "unrealized_pnl_close": fmt(unrealized_close),
         "unrealized_pnl_change": fmt(unrealized_close - unrealized_open),
+        # ``seq``: the journal row of each fill, fee entry and payment (what `--json`
+        # proves, service.proofs.attach)
         "fills": [{"ts": fmt_ts(at), "order_id": oid, "symbol": symbol, "side": side,
                    "qty": qty, "price": price, "commission": commission, "realized_pnl": r,
-                   "external": oid.startswith("external/")}
-                  for _fid, oid, symbol, side, qty, price, commission, r, at, _s, _sh
+                   "external": oid.startswith("external/"), "seq": seq}
+                  for _fid, oid, symbol, side, qty, price, commission, r, at, seq, _sh
                   in in_period],
         **_flow_part(conn, acct, flows, opening_at, end, opening if opened else ZERO,
                      closing if opened else ZERO),
@@ -192,13 +194,16 @@ def _fee_part(conn: Connection, acct: repo.AccountRow, period: str, shadow: bool
     rows, due, paid = [], ZERO, ZERO
     for e in entries:
         payments = repo.fee_payments(conn, e.entry_id)
+        seqs = repo.fee_payment_seqs(conn, e.entry_id)
         paid_here = sum((amount for _p, amount, _r, _a in payments), ZERO)
         due += e.fee_due
         paid += paid_here
         rows.append({"entry_id": e.entry_id, "kind": e.kind, "fee_due": fmt_cents(e.fee_due),
                      "reverses": e.reverses, "reason": e.reason, "ts": fmt_ts(e.at),
+                     "seq": e.seq,
                      "payments": [{"payment_id": p, "amount": fmt_cents(amount), "ref": ref,
-                                   "ts": fmt_ts(at)} for p, amount, ref, at in payments],
+                                   "ts": fmt_ts(at), "seq": seqs[p]}
+                                  for p, amount, ref, at in payments],
                      "invoice": collect.amounts(conn, e.entry_id)})
     ledger = {"entries": rows, "due": fmt_cents(due), "paid": fmt_cents(paid),
               "outstanding": fmt_cents(due - paid)}

@@ -678,6 +678,12 @@ def fee_payments(conn: apsw.Connection, entry_id: str) -> list[tuple[str, Decima
         (entry_id,))]
 
 
+def fee_payment_seqs(conn: apsw.Connection, entry_id: str) -> dict[str, int]:
+    """payment id -> the journal row that recorded it (statements cite it)."""
+    return {str(p): int(seq) for p, seq in conn.execute(
+        "SELECT payment_id, seq FROM fee_payments WHERE entry_id = ?", (entry_id,))}
+
+
 def insert_fee_payment(conn: apsw.Connection, payment_id: str, entry_id: str, amount: Decimal,
                        ref: str, at: int, seq: int) -> None:
     conn.execute("INSERT INTO fee_payments (payment_id, entry_id, amount, ref, at, seq)"
