@@ -1,0 +1,399 @@
+"""Performance figures of an account over time, from the database alone: equity at each
+cycle of its vault, returns per period (time-weighted, ``domain.returns``), drawdown, and a
+follower's tracking ledger (its weights against the vault's at every cycle, and why they
+differ).
+
+An account's balances at a moment are rebuilt from its starting cash and its fills (all
+cash moves through fills until capital flows exist), as the statement does. Equity *at* a
+cycle is taken as SPEC §4 takes the vault's NAV: the fills before the cycle, at the
+cycle's marks; weights *after* a cycle's execution count the cycle's own fills too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from vanta_box.core.money import ZERO, D, fmt, round_cents
+from vanta_box.core.timeutil import fmt_ts
+from vanta_box.domain import returns
+from vanta_box.domain.pnl import Position, apply_fill
+from vanta_box.store import repo
+from vanta_box.store.db import Connection
+
+# A gap smaller than this (a hundredth of a percent) is shown without a cause.
+GAP_SHOWN = Decimal("0.0001")
+
+TRACKING_DEFINITION = (
+    "At each cycle, a symbol's gap is the vault's target weight minus the follower's "
+    "weight after the cycle's execution (at the cycle's marks); the cycle's gap is "
+    "sqrt(sum of squared gaps); the period's tracking error is the root-mean-square of "
+    "its cycles' gaps.")
+
+
+class Marks:
+    """Marks of every instrument at a moment, remembered per moment (every follower of a
+    vault is valued at the same cycle times)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.cache: dict[int, dict[str, Decimal]] = {}
+
+    def at(self, moment: int) -> dict[str, Decimal]:
+        found = self.cache.get(moment)
+        if found is None:
+            if len(self.cache) > 4096:
+                self.cache.clear()
+            found = self.cache[moment] = repo.marks_at(self.conn, moment)
+        return found
+
+
+@dataclass
+class Replay:
+    """An account's cash and positions, advanced fill by fill in time order."""
+
+    cash: Decimal
+    fills: Sequence[tuple[Any, ...]]
+    positions: dict[str, Position] = field(default_factory=dict)
+    done: int = 0
+
+    def advance(self, before: int) -> None:
+        """Apply every fill with a time before ``before`` not applied yet."""
+        while self.done < len(self.fills) and self.fills[self.done][8] < before:
+            _fid, _oid, symbol, side, qty, price, commission, *_rest = self.fills[self.done]
+            q, p, c = D(qty), D(price), D(commission)
+            held = self.positions.get(symbol, Position.empty())
+            self.positions[symbol], _realized = apply_fill(held, side, q, p, c)
+            self.cash += -q * p - c if side == "buy" else q * p - c
+            self.done += 1
+
+    def values(self, marks: dict[str, Decimal]) -> tuple[Decimal, dict[str, Decimal]]:
+        """(equity, market value per symbol held) at ``marks`` (a symbol without a mark
+        at its last fill price, as the books do)."""
+        held = {}
+        for symbol, p in sorted(self.positions.items()):
+            if p.qty:
+                held[symbol] = p.qty * marks.get(symbol, p.last_price)
+        return self.cash + sum(held.values(), ZERO), held
+
+
+def replay(conn: Connection, acct: repo.AccountRow) -> Replay:
+    return Replay(acct.starting_cash, repo.fills(conn, acct.account_id))
+
+
+@dataclass(frozen=True)
+class CyclePoint:
+    cycle_id: str
+    at: int
+    vault_status: str
+    nav: Decimal | None
+    peak_nav: Decimal | None
+    first_seq: int
+
+
+def cycle_points(conn: Connection, vault_id: str, as_of: int) -> list[CyclePoint]:
+    return [CyclePoint(c, at, status, None if nav is None else D(nav),
+                       None if peak is None else D(peak), seq)
+            for c, at, status, nav, peak, seq in conn.execute(
+                "SELECT cycle_id, at, vault_status, nav, peak_nav, first_seq FROM cycles"
+                " WHERE vault_id = ? AND at <= ? ORDER BY at", (vault_id, as_of))]
+
+
+def halts(conn: Connection, vault_id: str) -> dict[str, dict[str, Any]]:
+    """The cycles at which the vault's drawdown guard halted it, with the event."""
+    found = {}
+    pattern = "%" + _like(json.dumps(vault_id)) + "%"
+    for (payload,) in conn.execute(
+            "SELECT payload FROM journal WHERE kind = 'vault.halted' AND payload LIKE ?"
+            " ESCAPE '\\' ORDER BY seq", (pattern,)):
+        event = json.loads(payload)
+        if event.get("vault_id") == vault_id:
+            found[str(event.get("cycle_id"))] = event
+    return found
+
+
+def equity_at_cycles(conn: Connection, acct: repo.AccountRow, points: Sequence[CyclePoint],
+                     marks: Marks) -> list[Decimal]:
+    """The account's equity at each cycle (fills before it, at its marks)."""
+    book = replay(conn, acct)
+    out = []
+    for p in points:
+        book.advance(p.at)
+        out.append(book.values(marks.at(p.at))[0])
+    return out
+
+
+def period_returns(opening_closing: Iterable[tuple[str, Decimal, Decimal]]
+                   ) -> list[dict[str, Any]]:
+    """Per period (name, opening equity, closing equity): its TWR, with the starting cash
+    as the only contribution until capital flows exist (no flows are passed)."""
+    out = []
+    for period, opening, closing in opening_closing:
+        r = returns.time_weighted_return(opening, closing)
+        out.append({"period": period, "opening": opening, "closing": closing,
+                    "pnl": closing - opening, "twr": r})
+    return out
+
+
+def boundary_equity(conn: Connection, acct: repo.AccountRow, moments: Sequence[int],
+                    marks: Marks) -> list[Decimal]:
+    """Equity just before each of ``moments`` (ascending): fills before it, the marks of
+    the moment before (the statement's opening and closing equity)."""
+    book = replay(conn, acct)
+    out = []
+    for m in moments:
+        book.advance(m)
+        out.append(book.values(marks.at(m - 1))[0])
+    return out
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def _pct(value: Decimal) -> str:
+    return f"{round_cents(value * 100):,.2f} %"
+
+
+def _money(value: str | None) -> str:
+    return "—" if value is None else f"{round_cents(D(value)):,.2f}"
+
+
+_ACCOUNT_SKIPS = {
+    "paused": "paused: the follower is not mirrored",
+    "not_onboarded": "not onboarded yet at the cycle",
+    "no_personas": "persona preferences match none of the vault's personas: not mirrored",
+}
+_SYMBOL_SKIPS = {
+    "below_min_notional": "order below the minimum notional (not sent)",
+    "within_drift_band": "within the drift band (no order)",
+    "no_mark": "no mark for the symbol (no order)",
+}
+
+
+def _account_cause(event: dict[str, Any]) -> str:
+    reason = str(event.get("reason"))
+    if reason == "below_min_equity":
+        return (f"below minimum equity: {_money(event.get('equity'))} < "
+                f"{_money(event.get('min_account_equity'))}, not mirrored")
+    if reason == "maintenance":
+        return "maintenance overlay: no orders"
+    if reason == "no_signals":
+        return "no signals: no orders"
+    if reason.startswith("venue_error") or reason.startswith("venue_unavailable"):
+        return f"venue not reachable ({reason}): skipped"
+    return _ACCOUNT_SKIPS.get(reason, reason.replace("_", " "))
+
+
+@dataclass
+class _CycleEvents:
+    account: dict[str, Any] | None = None   # an account-level skip
+    skips: dict[str, str] = field(default_factory=dict)      # symbol -> reason
+    rejects: dict[str, str] = field(default_factory=dict)    # symbol -> words
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> child order
+
+
+def _events(conn: Connection, account_id: str, low: int, high: int | None
+            ) -> list[tuple[int, str, dict[str, Any]]]:
+    pattern = "%" + _like('"account_id":' + json.dumps(account_id)) + "%"
+    sql = ("SELECT seq, kind, payload FROM journal WHERE seq >= ? AND kind IN"
+           " ('skip', 'reject', 'child_order', 'cancel') AND payload LIKE ? ESCAPE '\\'")
+    args: list[Any] = [low, pattern]
+    if high is not None:
+        sql += " AND seq < ?"
+        args.append(high)
+    out = []
+    for seq, kind, payload in conn.execute(sql + " ORDER BY seq", tuple(args)):
+        event = json.loads(payload)
+        if event.get("account_id") == account_id:
+            out.append((seq, kind, event))
+    return out
+
+
+def _vault_skips(conn: Connection, low: int, high: int | None) -> list[tuple[int, dict[str, Any]]]:
+    sql = ("SELECT seq, payload FROM journal WHERE seq >= ? AND kind = 'skip'"
+           " AND payload LIKE '%\"account_id\":null%'")
+    args: list[Any] = [low]
+    if high is not None:
+        sql += " AND seq < ?"
+        args.append(high)
+    return [(seq, json.loads(p)) for seq, p in conn.execute(sql + " ORDER BY seq", tuple(args))]
+
+
+def _bucket(points: Sequence[CyclePoint], seq: int) -> int | None:
+    """The index of the cycle whose journal range holds ``seq``."""
+    found = None
+    for i, p in enumerate(points):
+        if p.first_seq <= seq:
+            found = i
+        else:
+            break
+    return found
+
+
+def _by_cycle(conn: Connection, acct: repo.AccountRow, points: Sequence[CyclePoint],
+              high: int | None) -> list[_CycleEvents]:
+    out = [_CycleEvents() for _ in points]
+    if not points:
+        return out
+    low = points[0].first_seq
+    for seq, event in _vault_skips(conn, low, high):
+        i = _bucket(points, seq)
+        if i is not None and event.get("vault_id") == acct.vault_id and out[i].account is None:
+            out[i].account = event
+    for seq, kind, event in _events(conn, acct.account_id, low, high):
+        i = _bucket(points, seq)
+        if i is None:
+            continue
+        ev = out[i]
+        symbol = event.get("symbol")
+        reason = str(event.get("reason"))
+        if kind == "skip":
+            if symbol is None and reason == "within_tolerance":
+                ev.skips.update(event.get("symbols") or {})
+            elif symbol is None:
+                ev.account = event
+            else:
+                ev.skips[str(symbol)] = reason
+        elif kind == "reject" and symbol is not None:
+            note = event.get("note")
+            ev.rejects[str(symbol)] = (f"rejected: {reason.replace('_', ' ')}"
+                                       + (f" ({note})" if note else ""))
+        elif kind == "child_order" and symbol is not None:
+            ev.orders[str(symbol)] = event
+        elif kind == "cancel" and symbol is not None:
+            ev.rejects.setdefault(str(symbol), f"order cancelled ({reason})")
+    return out
+
+
+def _weights(conn: Connection, cycle_id: str, personas: Sequence[str]
+             ) -> tuple[dict[str, Decimal], dict[tuple[str, ...], dict[str, Decimal]]]:
+    wanted = tuple(sorted(personas))
+    by_personas = {tuple(p): {s: D(w) for s, w in weights.items()}
+                   for p, weights, _cash in repo.allocations(conn, cycle_id)}
+    return by_personas.get(wanted, {}), by_personas
+
+
+def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
+                    start: int | None = None, end: int | None = None,
+                    marks: Marks | None = None) -> list[dict[str, Any]]:
+    """Per cycle of the follower's vault from its onboarding (within [start, end) when
+    given, up to ``as_of``): the vault's target weight, the follower's own target (its
+    personas, its caps) and its weight after execution for each symbol either side has,
+    the gap, and the cause of a gap in words."""
+    vault = repo.vault_row(conn, acct.vault_id)
+    if vault is None:
+        return []
+    marks = marks or Marks(conn)
+    vault_personas = list(vault.config.get("personas", []))
+    prefs = acct.persona_prefs
+    personas = vault_personas if prefs is None else [p for p in prefs if p in vault_personas]
+    mirroring = acct.mirroring
+    capped = mirroring.get("mode") == "capped"
+    max_pos = mirroring.get("max_position_pct") if capped else None
+    everything = cycle_points(conn, acct.vault_id, as_of)
+    later = [p for p in everything if end is not None and p.at >= end]
+    points = [p for p in everything if p.at >= acct.onboarded_at
+              and (start is None or p.at >= start) and (end is None or p.at < end)
+              and (acct.removed_at is None or p.at < acct.removed_at)]
+    events = _by_cycle(conn, acct, points, later[0].first_seq if later else None)
+    book = replay(conn, acct)
+    manual: dict[str, list[int]] = {}
+    for f in book.fills:
+        if str(f[1]).startswith("external/"):
+            manual.setdefault(str(f[2]), []).append(int(f[8]))
+    previous = max((p.at for p in everything if points and p.at < points[0].at), default=None)
+    ledger = []
+    for point, ev in zip(points, events, strict=True):
+        book.advance(point.at + 1)
+        cycle_marks = marks.at(point.at)
+        equity, values = book.values(cycle_marks)
+        vault_w, by_personas = _weights(conn, point.cycle_id, vault_personas)
+        own = by_personas.get(tuple(sorted(personas)), vault_w)
+        if max_pos is not None:
+            own = {s: min(w, D(max_pos)) for s, w in own.items()}
+        lines, gaps = [], []
+        for symbol in sorted(set(vault_w) | set(own) | set(values)):
+            target = vault_w.get(symbol, ZERO)
+            weight = values.get(symbol, ZERO) / equity if equity > 0 else ZERO
+            gap = target - weight
+            gaps.append(gap)
+            cause = None
+            if abs(gap) >= GAP_SHOWN:
+                cause = _cause(symbol, target, own.get(symbol, ZERO), weight, equity, point,
+                               ev, mirroring, max_pos,
+                               [t for t in manual.get(symbol, [])
+                                if (previous is None or t > previous) and t <= point.at])
+            lines.append({"symbol": symbol, "vault_weight": fmt(target),
+                          "target_weight": fmt(own.get(symbol, ZERO)), "weight": fmt(weight),
+                          "gap": fmt(gap), "cause": cause})
+        ledger.append({"cycle_id": point.cycle_id, "at": fmt_ts(point.at),
+                       "vault_status": point.vault_status,
+                       "skipped": None if ev.account is None else _account_cause(ev.account),
+                       "gap": fmt(returns.cycle_gap(gaps)), "symbols": lines})
+        previous = point.at
+    return ledger
+
+
+def _cause(symbol: str, target: Decimal, own: Decimal, weight: Decimal, equity: Decimal,
+           point: CyclePoint,
+           ev: _CycleEvents, mirroring: dict[str, Any], max_pos: str | None,
+           manual: list[int]) -> str:
+    causes = []
+    if ev.account is not None:
+        causes.append(_account_cause(ev.account))
+    else:
+        if point.vault_status == "halted" and weight < target:
+            causes.append("vault halted: no buys until `vanta vault resume`")
+        if symbol in ev.rejects:
+            causes.append(ev.rejects[symbol])
+        if own != target:
+            if max_pos is not None and own == D(max_pos) and own < target:
+                causes.append(f"max_position_pct cap: the follower's target is {_pct(own)}")
+            else:
+                causes.append(f"persona preferences: the follower's target is {_pct(own)}")
+        if symbol in ev.skips:
+            causes.append(_SYMBOL_SKIPS.get(ev.skips[symbol],
+                                            ev.skips[symbol].replace("_", " ")))
+        order = ev.orders.get(symbol)
+        if order is not None and "capped_from" in order:
+            causes.append(f"max_order_notional cap: order cut from {order['capped_from']} "
+                          f"to {order['qty']}")
+        if order is not None and order.get("status") not in ("staged", "shadow", None):
+            causes.append(f"order {order.get('status')}")
+        mode = mirroring.get("mode")
+        multiplier = D(mirroring.get("multiplier") or "1")
+        cap = mirroring.get("cap_usd")
+        if mode == "capped" and cap is not None and equity * multiplier > D(cap):
+            causes.append(f"sized at most cap_usd {_money(mirroring['cap_usd'])}")
+        elif multiplier != 1:
+            causes.append(f"sized at {fmt(multiplier)} × equity (multiplier)")
+    for at in manual:
+        causes.append(f"manual trade at {fmt_ts(at)}")
+    if not causes:
+        causes.append("lot rounding and trading costs")
+    return "; ".join(causes)
+
+
+def tracking_errors(ledger: Sequence[dict[str, Any]], period_of: Any
+                    ) -> dict[str, Decimal | None]:
+    """Tracking error per period (``period_of``: a cycle's time text -> its period)."""
+    gaps: dict[str, list[Decimal]] = {}
+    for c in ledger:
+        gaps.setdefault(period_of(c["at"]), []).append(D(c["gap"]))
+    return {p: returns.tracking_error(g) for p, g in gaps.items()}
+
+
+def tracking_doc(conn: Connection, acct: repo.AccountRow, start: int, end: int,
+                 as_of: int) -> dict[str, Any]:
+    """The ``tracking`` part of a follower's statement for the period [start, end)."""
+    ledger = tracking_ledger(conn, acct, as_of, start, end)
+    te = returns.tracking_error([D(c["gap"]) for c in ledger])
+    return {"definition": TRACKING_DEFINITION, "cycles": ledger,
+            "tracking_error": None if te is None else fmt(te)}
