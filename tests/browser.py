@@ -9,6 +9,7 @@ fetch anything would fail and the attempt would still be seen (``Network`` event
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -57,10 +58,13 @@ class Browser:
             os.dup2(from_child_w, 4)
 
         self.log = profile.with_suffix(".log").open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 - a browser binary we were given
+        # preexec_fn: subprocess cannot otherwise put a pipe at fd 3 and 4, which is where
+        # --remote-debugging-pipe looks; only dup2 runs in the child.
+        self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            preexec_fn=wire, pass_fds=(3, 4, to_child_r, from_child_w), close_fds=True)
+            preexec_fn=wire,  # noqa: PLW1509
+            pass_fds=(3, 4, to_child_r, from_child_w), close_fds=True)
         os.close(to_child_r)
         os.close(from_child_w)
         self._buffer = b""
@@ -127,20 +131,16 @@ class Browser:
                   {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.call("Browser.close", session=False)
-        except (BrowserError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.log.close()
 
 

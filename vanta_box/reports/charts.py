@@ -68,7 +68,7 @@ def _n(value: Decimal) -> str:
     return "0.0" if text == "-0.0" else text
 
 
-def nice_ticks(low: Decimal, high: Decimal, count: int = 4) -> list[Decimal]:
+def nice_ticks(low: Decimal, high: Decimal, count: int = 5) -> list[Decimal]:
     """Round tick values (1, 2 or 5 times a power of ten apart) covering [low, high]."""
     if high < low:
         low, high = high, low
@@ -256,10 +256,10 @@ def bar_chart(chart: Chart, bars: Sequence[Series], line: Series | None = None) 
     frame = _Frame(len(chart.labels), *_range(drawn, include_zero=True), slots=True)
     body = frame.axes(chart.fmt, chart.labels)
     slot = frame.slot()
-    width = slot * Decimal("0.8") / max(len(bars), 1)
+    width = min(slot * Decimal("0.8") / max(len(bars), 1), Decimal(56))
     zero = frame.y(ZERO)
     for i in range(len(chart.labels)):
-        left = frame.x(i) - slot * Decimal("0.4")
+        left = frame.x(i) - width * len(bars) / 2
         for k, s in enumerate(bars):
             v = s.values[i]
             if v is None:

@@ -174,6 +174,7 @@ _SYMBOL_SKIPS = {
     "below_min_notional": "order below the minimum notional (not sent)",
     "within_drift_band": "within the drift band (no order)",
     "no_mark": "no mark for the symbol (no order)",
+    "halted_no_buys": "vault halted: no buys",
 }
 
 
@@ -350,7 +351,8 @@ def _cause(symbol: str, target: Decimal, own: Decimal, weight: Decimal, equity: 
         causes.append(_account_cause(ev.account))
     else:
         if point.vault_status == "halted" and weight < target:
-            causes.append("vault halted: no buys until `vanta vault resume`")
+            causes.append("vault halted by its drawdown guard: no buys until the manager "
+                          "resumes it")
         if symbol in ev.rejects:
             causes.append(ev.rejects[symbol])
         if own != target:
@@ -358,7 +360,7 @@ def _cause(symbol: str, target: Decimal, own: Decimal, weight: Decimal, equity: 
                 causes.append(f"max_position_pct cap: the follower's target is {_pct(own)}")
             else:
                 causes.append(f"persona preferences: the follower's target is {_pct(own)}")
-        if symbol in ev.skips:
+        if symbol in ev.skips and ev.skips[symbol] != "halted_no_buys":
             causes.append(_SYMBOL_SKIPS.get(ev.skips[symbol],
                                             ev.skips[symbol].replace("_", " ")))
         order = ev.orders.get(symbol)
