@@ -185,3 +185,50 @@ def test_the_demo_follower_pages_scan_clean(tmp_path: Path) -> None:
     for page in (root / "reports" / "followers").glob("*.html"):
         text = page.read_text()
         assert not [other for other in ids - {page.stem} if other in text], page.name
+
+
+def test_a_prefetched_ledger_is_the_one_read_alone(tmp_path: Path) -> None:
+    """The report reads the journal once for a batch of followers; a statement reads it
+    for one follower: the ledgers are the same (the demo has a paused follower, one below
+    the minimum equity, persona preferences, caps, a manual trade and a maintenance
+    overlay)."""
+    from vanta_box import home as homes
+    from vanta_box.reports.html import last_moment
+    from vanta_box.service import demo, performance
+    from vanta_box.store import repo
+    from vanta_box.store.db import open_readonly
+
+    root = tmp_path / "demo"
+    demo.run(homes.resolve(root), lambda _line: None)
+    with open_readonly(root / "vanta.db") as conn:
+        followers = [a for a in repo.accounts(conn) if a.role == "follower"]
+        as_of = last_moment(conn)
+        alone = [performance.tracking_ledger(conn, a, as_of) for a in followers]
+        with performance.prefetched(conn, followers[1:4], performance.Marks(conn)):
+            batched = [performance.tracking_ledger(conn, a, as_of) for a in followers]
+    assert alone == batched
+    causes = {x["cause"] for ledger in alone for c in ledger for x in c["symbols"]}
+    text = " | ".join(c for c in causes if c)
+    for expected in ("paused", "below minimum equity", "persona preferences",
+                     "max_position_pct cap", "max_order_notional cap",
+                     "maintenance overlay", "lot rounding"):
+        assert expected in text, expected
+
+
+def test_a_manual_trade_the_drift_band_keeps_is_named(setup_vault: Any) -> None:
+    """G follows AAA and BBB exactly (100 of each of 20,000); 5 AAA sold by hand leave it
+    at 47.5 %, within the vault's 10 % drift band, so the next cycle keeps them sold."""
+    prices = [(s, t, "100") for s in ("AAA", "BBB", "CCC") for t in (T0, T1)]
+    home: Home = setup_vault(vault_def(rebalance={"drift_band": "0.1"}), prices=prices)
+    home.ok("onboard", home.write("g.json", follower("G", "20000", "1")), "--at", T0)
+    home.ok("signals", "ingest", home.write("s.json", signals(
+        "V", T0, [("AAA", "1", None), ("BBB", "1", None)])), "--at", T0)
+    home.ok("cycle", "run", "--at", T0)
+    home.ok("paper", "trade", "G", "AAA", "5", "--side", "sell", "--at", "2026-11-01T12:00:00Z")
+    home.ok("cycle", "run", "--at", T1)
+    doc = json.loads(home.ok("statement", "G", "--period", "2026-11", "--json").out)
+    last = {x["symbol"]: x for x in doc["tracking"]["cycles"][-1]["symbols"]}
+    assert (last["AAA"]["vault_weight"], last["AAA"]["weight"]) == ("0.5", "0.475")
+    assert "within the drift band" in last["AAA"]["cause"]
+    assert "manual trade at 2026-11-01T12:00:00Z" in last["AAA"]["cause"]
+    assert last["BBB"]["cause"] is None

@@ -270,3 +270,12 @@ def halt_banner(conn: Connection, row: repo.VaultRow, halted: dict[str, Any]
             "on_drawdown": event.get("on_drawdown", "halt"),
             "command": f"vanta vault resume {row.vault_id}",
             "reset": f"vanta vault resume {row.vault_id} --reset-peak"}
+
+
+def tracking_rows(cycle: dict[str, Any]) -> dict[str, Any]:
+    """A cycle of the tracking ledger with its weights as percentages (a page shows ten
+    cycles of every symbol: formatted here once, not by a template macro per cell)."""
+    return {**cycle, "gap_pct": pct_label(D(cycle["gap"])), "symbols": [
+        {**x, "cells": [(pct_label(D(x[k])), x[k].startswith("-"))
+                        for k in ("vault_weight", "target_weight", "weight", "gap")]}
+        for x in cycle["symbols"]]}

@@ -26,7 +26,7 @@ from vanta_box.reports import figures, state
 from vanta_box.reports.files import write_atomic
 from vanta_box.resources import templates_dir
 from vanta_box.service import fees, performance, statement
-from vanta_box.service.books import load_books
+from vanta_box.service.books import BATCH_ACCOUNTS, load_books
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection, open_readonly, require_journal
 
@@ -301,29 +301,38 @@ def _followers(conn: Connection, as_of: int, page: Page, marks: performance.Mark
     end = day_of(horizon(conn, as_of))
     now_marks = repo.marks_at(conn, as_of)
     aggregates: dict[str, dict[str, dict[str, Decimal]]] = {}
-    for acct in repo.accounts(conn):
-        if acct.role != "follower":
-            continue
-        periods = months(day_of(acct.onboarded_at), end)
-        if len(periods) > MAX_STATEMENTS:
-            raise ValueError(f"{acct.account_id!r:.60}'s page would hold {len(periods):,} monthly "
-                             f"statements, {periods[0]} to {periods[-1]} (at most "
-                             f"{MAX_STATEMENTS:,})")
-        statements = [statement.build(conn, acct.account_id, period) for period in periods]
-        context = _follower_figures(conn, acct, as_of, statements, marks, now_marks)
-        if acct.mode != "shadow":
-            into = aggregates.setdefault(acct.vault_id, {})
-            for line in context["periods"]:
-                totals = into.setdefault(line["period"], {"pnl": ZERO, "fees": ZERO})
-                totals["pnl"] += Decimal(line["pnl"])
-                totals["fees"] += Decimal(line["fees"])
-        page(follower_page(acct.account_id), "follower.html", root="../",
-             account={"account_id": acct.account_id, "vault_id": acct.vault_id,
-                      "mode": acct.mode, "status": acct.status,
-                      "onboarded_at": fmt_ts(acct.onboarded_at),
-                      "shadow": acct.mode == "shadow"},
-             statements=list(reversed(statements)), **context)
+    followers = [a for a in repo.accounts(conn) if a.role == "follower"]
+    size = performance.prefetch_batch(conn, BATCH_ACCOUNTS)
+    for start in range(0, len(followers), size):
+        batch = followers[start:start + size]
+        with performance.prefetched(conn, batch, marks):  # one journal pass a batch
+            for acct in batch:
+                _follower(conn, acct, as_of, end, page, marks, now_marks, aggregates)
     return aggregates
+
+
+def _follower(conn: Connection, acct: repo.AccountRow, as_of: int, end: date, page: Page,
+              marks: performance.Marks, now_marks: dict[str, Decimal],
+              aggregates: dict[str, dict[str, dict[str, Decimal]]]) -> None:
+    periods = months(day_of(acct.onboarded_at), end)
+    if len(periods) > MAX_STATEMENTS:
+        raise ValueError(f"{acct.account_id!r:.60}'s page would hold {len(periods):,} monthly "
+                         f"statements, {periods[0]} to {periods[-1]} (at most "
+                         f"{MAX_STATEMENTS:,})")
+    statements = [statement.build(conn, acct.account_id, period) for period in periods]
+    context = _follower_figures(conn, acct, as_of, statements, marks, now_marks)
+    if acct.mode != "shadow":
+        into = aggregates.setdefault(acct.vault_id, {})
+        for line in context["periods"]:
+            totals = into.setdefault(line["period"], {"pnl": ZERO, "fees": ZERO})
+            totals["pnl"] += Decimal(line["pnl"])
+            totals["fees"] += Decimal(line["fees"])
+    page(follower_page(acct.account_id), "follower.html", root="../",
+         account={"account_id": acct.account_id, "vault_id": acct.vault_id,
+                  "mode": acct.mode, "status": acct.status,
+                  "onboarded_at": fmt_ts(acct.onboarded_at),
+                  "shadow": acct.mode == "shadow"},
+         statements=list(reversed(statements)), **context)
 
 
 def _follower_figures(conn: Connection, acct: repo.AccountRow, as_of: int,
@@ -331,7 +340,13 @@ def _follower_figures(conn: Connection, acct: repo.AccountRow, as_of: int,
                       now_marks: dict[str, Decimal]) -> dict[str, Any]:
     """A follower page's figures: returns per period, drawdown, positions, fee totals,
     the tracking ledger, and the charts of them."""
-    ledger = performance.tracking_ledger(conn, acct, as_of, marks=marks)
+    known = [s["as_of"] for s in statements]
+    if known and all(k is not None and parse_ts(k) <= as_of for k in known):
+        # The statements know everything the page does: their tracking cycles, month by
+        # month, are the page's ledger (the same computation, not done twice).
+        ledger = [c for s in statements for c in s["tracking"]["cycles"]]
+    else:
+        ledger = performance.tracking_ledger(conn, acct, as_of, marks=marks)
     errors = performance.tracking_errors(ledger, lambda at: at[:7])
     periods = []
     for s in statements:
@@ -359,7 +374,8 @@ def _follower_figures(conn: Connection, acct: repo.AccountRow, as_of: int,
         "positions": figures.positions(book, now_marks, vault_w, own_w),
         "fee_totals": {"billed": fmt_cents(due), "paid": fmt_cents(paid),
                        "outstanding": fmt_cents(due - paid)},
-        "tracking": {"recent": list(reversed(ledger[-figures.TRACKING_IN_FULL:])),
+        "tracking": {"recent": [figures.tracking_rows(c) for c in
+                                reversed(ledger[-figures.TRACKING_IN_FULL:])],
                      "older": [{"cycle_id": c["cycle_id"], "gap": c["gap"],
                                 "skipped": c["skipped"]}
                                for c in reversed(ledger[:-figures.TRACKING_IN_FULL])],

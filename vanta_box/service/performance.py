@@ -11,8 +11,11 @@ cycle's marks; weights *after* a cycle's execution count the cycle's own fills t
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -35,12 +38,23 @@ TRACKING_DEFINITION = (
 
 
 class Marks:
-    """Marks of every instrument at a moment, remembered per moment (every follower of a
-    vault is valued at the same cycle times)."""
+    """What every follower of a vault shares: the marks of every instrument at a moment
+    (they are all valued at the same cycle times), and each cycle's allocations."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.cache: dict[int, dict[str, Decimal]] = {}
+        self.allocations: dict[str, dict[tuple[str, ...], dict[str, Decimal]]] = {}
+
+    def allocations_of(self, cycle_id: str) -> dict[tuple[str, ...], dict[str, Decimal]]:
+        found = self.allocations.get(cycle_id)
+        if found is None:
+            if len(self.allocations) > 4096:
+                self.allocations.clear()
+            found = self.allocations[cycle_id] = {
+                tuple(p): {s: D(w) for s, w in weights.items()}
+                for p, weights, _cash in repo.allocations(self.conn, cycle_id)}
+        return found
 
     def at(self, moment: int) -> dict[str, Decimal]:
         found = self.cache.get(moment)
@@ -200,42 +214,81 @@ class _CycleEvents:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> child order
 
 
-def _events(conn: Connection, account_id: str, low: int, high: int | None
-            ) -> list[tuple[int, str, dict[str, Any]]]:
-    pattern = "%" + _like('"account_id":' + json.dumps(account_id)) + "%"
-    sql = ("SELECT seq, kind, payload FROM journal WHERE seq >= ? AND kind IN"
-           " ('skip', 'reject', 'child_order', 'cancel') AND payload LIKE ? ESCAPE '\\'")
-    args: list[Any] = [low, pattern]
-    if high is not None:
-        sql += " AND seq < ?"
-        args.append(high)
-    out = []
-    for seq, kind, payload in conn.execute(sql + " ORDER BY seq", tuple(args)):
-        event = json.loads(payload)
-        if event.get("account_id") == account_id:
-            out.append((seq, kind, event))
-    return out
+# The journal rows a tracking ledger reads: skips, rejects, cancels, and the child orders a
+# cap cut (the others say nothing a fill does not).
+_TRACKING_ROWS = ("SELECT seq, kind, json_extract(payload, '$.account_id'), payload FROM journal"
+                  " WHERE seq >= ? {high} AND kind IN ('skip', 'reject', 'child_order', 'cancel')"
+                  " AND (kind != 'child_order' OR instr(payload, '\"capped_from\"') > 0)"
+                  " {only} ORDER BY seq")
+
+Row = tuple[int, str, str]  # (seq, kind, payload text)
 
 
-def _vault_skips(conn: Connection, low: int, high: int | None) -> list[tuple[int, dict[str, Any]]]:
-    sql = ("SELECT seq, payload FROM journal WHERE seq >= ? AND kind = 'skip'"
-           " AND payload LIKE '%\"account_id\":null%'")
-    args: list[Any] = [low]
-    if high is not None:
-        sql += " AND seq < ?"
-        args.append(high)
-    return [(seq, json.loads(p)) for seq, p in conn.execute(sql + " ORDER BY seq", tuple(args))]
+@dataclass
+class Prefetch:
+    """The tracking rows of a batch of accounts (and the vault-wide skips), read in one
+    pass over the journal, and the marks shared by their ledgers: a report builds the
+    ledgers of a batch of followers from this instead of reading the journal once per
+    follower and statement."""
+
+    accounts: frozenset[str]
+    marks: Marks
+    rows: dict[str, list[Row]]
+    vault_rows: list[Row]
 
 
-def _bucket(points: Sequence[CyclePoint], seq: int) -> int | None:
-    """The index of the cycle whose journal range holds ``seq``."""
-    found = None
-    for i, p in enumerate(points):
-        if p.first_seq <= seq:
-            found = i
-        else:
-            break
-    return found
+_PREFETCH: ContextVar[Prefetch | None] = ContextVar("vanta_tracking_prefetch", default=None)
+
+
+def prefetch_batch(conn: Connection, n_accounts: int) -> int:
+    """How many accounts a prefetch holds: fewer when each has many cycles and symbols, so
+    the rows held stay around a million whatever the history's length."""
+    (cycles,) = conn.execute("SELECT count(*) FROM cycles").fetchone() or (0,)
+    (symbols,) = conn.execute("SELECT count(*) FROM instruments").fetchone() or (0,)
+    return max(1, min(n_accounts, 1_000_000 // max(1, int(cycles) * max(1, int(symbols)))))
+
+
+@contextmanager
+def prefetched(conn: Connection, accounts: Sequence[repo.AccountRow], marks: Marks
+               ) -> Iterator[None]:
+    """Within the block, tracking ledgers of ``accounts`` read the rows fetched here."""
+    ids = frozenset(a.account_id for a in accounts)
+    first = min((a.onboarded_at for a in accounts), default=0)
+    row = conn.execute("SELECT min(first_seq) FROM cycles WHERE at >= ?", (first,)).fetchone()
+    low = int(row[0]) if row and row[0] is not None else 0
+    rows: dict[str, list[Row]] = {i: [] for i in ids}
+    vault_rows: list[Row] = []
+    for seq, kind, account, payload in conn.execute(
+            _TRACKING_ROWS.format(high="", only=""), (low,)):
+        if account is None:
+            if kind == "skip":
+                vault_rows.append((seq, kind, payload))
+        elif account in ids:
+            rows[account].append((seq, kind, payload))
+    token = _PREFETCH.set(Prefetch(ids, marks, rows, vault_rows))
+    try:
+        yield
+    finally:
+        _PREFETCH.reset(token)
+
+
+def _rows(conn: Connection, account_id: str, low: int, high: int | None
+          ) -> tuple[list[Row], list[Row]]:
+    """(the account's tracking rows, the vault-wide skips) with seq in [low, high)."""
+    found = _PREFETCH.get()
+    if found is not None and account_id in found.accounts:
+        def within(rows: list[Row]) -> list[Row]:
+            return [r for r in rows if r[0] >= low and (high is None or r[0] < high)]
+        return within(found.rows[account_id]), within(found.vault_rows)
+    args: list[Any] = [low, *([high] if high is not None else [])]
+    bound = "AND seq < ?" if high is not None else ""
+    own = [(seq, kind, payload) for seq, kind, account, payload in conn.execute(
+        _TRACKING_ROWS.format(high=bound, only="AND instr(payload, ?) > 0"),
+        (*args, '"account_id":' + json.dumps(account_id))) if account == account_id]
+    vault = [(seq, kind, payload) for seq, kind, account, payload in conn.execute(
+        _TRACKING_ROWS.format(high=bound, only="AND kind = 'skip'"), tuple(args))
+        if account is None]
+    return own, vault
 
 
 def _by_cycle(conn: Connection, acct: repo.AccountRow, points: Sequence[CyclePoint],
@@ -243,15 +296,18 @@ def _by_cycle(conn: Connection, acct: repo.AccountRow, points: Sequence[CyclePoi
     out = [_CycleEvents() for _ in points]
     if not points:
         return out
-    low = points[0].first_seq
-    for seq, event in _vault_skips(conn, low, high):
-        i = _bucket(points, seq)
-        if i is not None and event.get("vault_id") == acct.vault_id and out[i].account is None:
+    starts = [p.first_seq for p in points]
+    own, vault = _rows(conn, acct.account_id, starts[0], high)
+    for seq, _kind, payload in vault:
+        event = json.loads(payload)
+        i = bisect.bisect_right(starts, seq) - 1
+        if i >= 0 and event.get("vault_id") == acct.vault_id and out[i].account is None:
             out[i].account = event
-    for seq, kind, event in _events(conn, acct.account_id, low, high):
-        i = _bucket(points, seq)
-        if i is None:
+    for seq, kind, payload in own:
+        i = bisect.bisect_right(starts, seq) - 1
+        if i < 0:
             continue
+        event = json.loads(payload)
         ev = out[i]
         symbol = event.get("symbol")
         reason = str(event.get("reason"))
@@ -273,14 +329,6 @@ def _by_cycle(conn: Connection, acct: repo.AccountRow, points: Sequence[CyclePoi
     return out
 
 
-def _weights(conn: Connection, cycle_id: str, personas: Sequence[str]
-             ) -> tuple[dict[str, Decimal], dict[tuple[str, ...], dict[str, Decimal]]]:
-    wanted = tuple(sorted(personas))
-    by_personas = {tuple(p): {s: D(w) for s, w in weights.items()}
-                   for p, weights, _cash in repo.allocations(conn, cycle_id)}
-    return by_personas.get(wanted, {}), by_personas
-
-
 def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
                     start: int | None = None, end: int | None = None,
                     marks: Marks | None = None) -> list[dict[str, Any]]:
@@ -291,7 +339,8 @@ def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
     vault = repo.vault_row(conn, acct.vault_id)
     if vault is None:
         return []
-    marks = marks or Marks(conn)
+    shared = _PREFETCH.get()
+    marks = marks or (shared.marks if shared is not None else Marks(conn))
     vault_personas = list(vault.config.get("personas", []))
     prefs = acct.persona_prefs
     personas = vault_personas if prefs is None else [p for p in prefs if p in vault_personas]
@@ -309,13 +358,16 @@ def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
     for f in book.fills:
         if str(f[1]).startswith("external/"):
             manual.setdefault(str(f[2]), []).append(int(f[8]))
+    working = {(row.cycle_id, row.symbol): row
+               for row, _venue_id, _avg in repo.working_orders(conn, acct.account_id)}
     previous = max((p.at for p in everything if points and p.at < points[0].at), default=None)
     ledger = []
     for point, ev in zip(points, events, strict=True):
         book.advance(point.at + 1)
         cycle_marks = marks.at(point.at)
         equity, values = book.values(cycle_marks)
-        vault_w, by_personas = _weights(conn, point.cycle_id, vault_personas)
+        by_personas = marks.allocations_of(point.cycle_id)
+        vault_w = by_personas.get(tuple(sorted(vault_personas)), {})
         own = by_personas.get(tuple(sorted(personas)), vault_w)
         if max_pos is not None:
             own = {s: min(w, D(max_pos)) for s, w in own.items()}
@@ -328,7 +380,7 @@ def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
             cause = None
             if abs(gap) >= GAP_SHOWN:
                 cause = _cause(symbol, target, own.get(symbol, ZERO), weight, equity, point,
-                               ev, mirroring, max_pos,
+                               ev, mirroring, max_pos, working.get((point.cycle_id, symbol)),
                                [t for t in manual.get(symbol, [])
                                 if (previous is None or t > previous) and t <= point.at])
             lines.append({"symbol": symbol, "vault_weight": fmt(target),
@@ -345,7 +397,7 @@ def tracking_ledger(conn: Connection, acct: repo.AccountRow, as_of: int,
 def _cause(symbol: str, target: Decimal, own: Decimal, weight: Decimal, equity: Decimal,
            point: CyclePoint,
            ev: _CycleEvents, mirroring: dict[str, Any], max_pos: str | None,
-           manual: list[int]) -> str:
+           working: repo.OrderRow | None, manual: list[int]) -> str:
     causes = []
     if ev.account is not None:
         causes.append(_account_cause(ev.account))
@@ -363,12 +415,13 @@ def _cause(symbol: str, target: Decimal, own: Decimal, weight: Decimal, equity: 
         if symbol in ev.skips and ev.skips[symbol] != "halted_no_buys":
             causes.append(_SYMBOL_SKIPS.get(ev.skips[symbol],
                                             ev.skips[symbol].replace("_", " ")))
+        if working is not None:
+            causes.append(f"order still working at the venue ({working.status}, filled "
+                          f"{fmt(working.filled_qty)} of {fmt(working.qty)})")
         order = ev.orders.get(symbol)
         if order is not None and "capped_from" in order:
             causes.append(f"max_order_notional cap: order cut from {order['capped_from']} "
                           f"to {order['qty']}")
-        if order is not None and order.get("status") not in ("staged", "shadow", None):
-            causes.append(f"order {order.get('status')}")
         mode = mirroring.get("mode")
         multiplier = D(mirroring.get("multiplier") or "1")
         cap = mirroring.get("cap_usd")
