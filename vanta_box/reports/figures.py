@@ -6,6 +6,7 @@ templates; every figure comes from the database alone.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -83,7 +84,7 @@ def positions(book: Book, marks: dict[str, Decimal], targets: dict[str, Decimal]
             "unrealized": fmt(total_unrealized), "commissions": fmt(book.commissions)}
 
 
-def nav_charts(vault_id: str, points: Sequence[perf.CyclePoint], halted: dict[str, Any],
+def nav_charts(vault_id: str, key: str, points: Sequence[perf.CyclePoint], halted: dict[str, Any],
                now: Decimal | None, as_of: int) -> dict[str, Any]:
     """The vault's NAV with its peak and the drawdown shaded, halts marked; its drawdown;
     and the figures read off them (max drawdown over the cycle-start NAVs and the NAV at
@@ -98,15 +99,15 @@ def nav_charts(vault_id: str, points: Sequence[perf.CyclePoint], halted: dict[st
         peaks.append(max([now, *[q for q in peaks if q is not None]]))
     if not navs:
         why = "no cycle has valued the vault yet"
-        return {"nav": charts.empty(f"nav-{vault_id}", "NAV", why),
-                "drawdown": charts.empty(f"dd-{vault_id}", "Drawdown", why),
+        return {"nav": charts.empty(f"nav-{key}", "NAV", why),
+                "drawdown": charts.empty(f"dd-{key}", "Drawdown", why),
                 "max_drawdown": None, "current_drawdown": None}
     _running, dds = returns.drawdowns(navs)
     markers = [Marker(i, "halt") for i, p in enumerate(shown) if p.cycle_id in halted]
     worst = max(dds)
     worst_at = labels[dds.index(worst)]
     nav = charts.line_chart(
-        Chart(f"nav-{vault_id}", f"NAV of {vault_id}",
+        Chart(f"nav-{key}", f"NAV of {vault_id}",
               f"The vault's NAV (its master account's equity) at the start of each of "
               f"{len(shown)} cycles, from {money_label(navs[0])} to {money_label(navs[-1])}; "
               f"the dashed line is the peak NAV, the shaded area the drawdown below it"
@@ -119,7 +120,7 @@ def nav_charts(vault_id: str, points: Sequence[perf.CyclePoint], halted: dict[st
         [Series("peak NAV", peaks, GREY, dashed=True), Series("NAV", navs, NAVY)],
         band=(0, 1), markers=markers)
     drawdown = charts.line_chart(
-        Chart(f"dd-{vault_id}", f"Drawdown of {vault_id}",
+        Chart(f"dd-{key}", f"Drawdown of {vault_id}",
               f"How far the NAV is below its peak at each point; the largest is "
               f"{pct_label(worst)} ({worst_at}), now {pct_label(dds[-1])}.", labels,
               pct_label),
@@ -128,12 +129,12 @@ def nav_charts(vault_id: str, points: Sequence[perf.CyclePoint], halted: dict[st
             "current_drawdown": fmt(dds[-1])}
 
 
-def allocation_chart(vault_id: str, targets: dict[str, Decimal], held: dict[str, Any]
+def allocation_chart(key: str, targets: dict[str, Decimal], held: dict[str, Any]
                      ) -> Markup:
     symbols = sorted(set(targets) | {line["symbol"] for line in held["lines"]
                                      if D(line["qty"])})
     if not symbols:
-        return charts.empty(f"alloc-{vault_id}", "Target allocation against holdings",
+        return charts.empty(f"alloc-{key}", "Target allocation against holdings",
                             "no target and no holding yet")
     weights = {line["symbol"]: D(line["weight"]) for line in held["lines"]}
     target = [targets.get(s, ZERO) for s in symbols]
@@ -141,7 +142,7 @@ def allocation_chart(vault_id: str, targets: dict[str, Decimal], held: dict[str,
     gaps = [abs(t - a) for t, a in zip(target, actual, strict=True)]
     widest = max(gaps)
     return charts.bar_chart(
-        Chart(f"alloc-{vault_id}", "Target allocation against the master's holdings",
+        Chart(f"alloc-{key}", "Target allocation against the master's holdings",
               f"Target weight and held weight of equity for {len(symbols)} symbols; the "
               f"widest difference is {pct_label(widest)} "
               f"({symbols[gaps.index(widest)]}).", symbols, pct_label),
@@ -268,8 +269,8 @@ def halt_banner(conn: Connection, row: repo.VaultRow, halted: dict[str, Any]
             "peak_nav": event.get("peak_nav"), "threshold": event.get("threshold"),
             "max_drawdown": event.get("max_drawdown"),
             "on_drawdown": event.get("on_drawdown", "halt"),
-            "command": f"vanta vault resume {row.vault_id}",
-            "reset": f"vanta vault resume {row.vault_id} --reset-peak"}
+            "command": f"vanta vault resume {shlex.quote(row.vault_id)}",
+            "reset": f"vanta vault resume {shlex.quote(row.vault_id)} --reset-peak"}
 
 
 def tracking_rows(cycle: dict[str, Any]) -> dict[str, Any]:

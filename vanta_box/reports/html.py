@@ -176,10 +176,10 @@ def _pages(conn: Connection, as_of: int) -> dict[str, str]:
         folded.add(name.lower())
         found[name] = env.get_template(template).render(**common, root=root, **context)
 
-    _overview(conn, as_of, page)
     marks = performance.Marks(conn)
     aggregates = _followers(conn, as_of, page, marks)
-    _vaults(conn, as_of, page, marks, aggregates)
+    summaries = _vaults(conn, as_of, page, marks, aggregates)
+    _overview(conn, as_of, page, summaries)
     _fee_ledger(conn, page)
     return found
 
@@ -187,7 +187,8 @@ def _pages(conn: Connection, as_of: int) -> dict[str, str]:
 Page = Callable[..., None]
 
 
-def _overview(conn: Connection, as_of: int, page: Page) -> None:
+def _overview(conn: Connection, as_of: int, page: Page,
+              summaries: dict[str, dict[str, str | None]]) -> None:
     accounts_in, marks, books = state.each_book(conn, as_of)  # a batch of books at a time
     billed = state.fees_billed(conn)
     managers = state.masters(accounts_in)
@@ -204,12 +205,16 @@ def _overview(conn: Connection, as_of: int, page: Page) -> None:
         last = repo.last_cycle(conn, v["vault_id"])
         vaults.append({**v, "label": rows[v["vault_id"]].config.get("label"),
                        "last_cycle": last.cycle_id if last else None,
-                       "page": vault_page(v["vault_id"])})
+                       "page": vault_page(v["vault_id"]), **summaries[v["vault_id"]]})
     page("index.html", "index.html", vaults=vaults, accounts=accounts)
 
 
 def _vaults(conn: Connection, as_of: int, page: Page, marks: performance.Marks,
-            aggregates: dict[str, dict[str, dict[str, Decimal]]]) -> None:
+            aggregates: dict[str, dict[str, dict[str, Decimal]]]
+            ) -> dict[str, dict[str, str | None]]:
+    """Every vault's page; returns each vault's return since inception and max drawdown
+    (for the overview)."""
+    summaries: dict[str, dict[str, str | None]] = {}
     allocations = {a["vault_id"]: a for a in state.allocation_doc(conn, as_of)["vaults"]}
     overlays = state.overlay_doc(conn, as_of)["overlays"]
     managers = state.masters(repo.accounts(conn))
@@ -228,7 +233,7 @@ def _vaults(conn: Connection, as_of: int, page: Page, marks: performance.Marks,
             held = figures.positions(book, now_marks, targets)
             nav_now = book.equity(now_marks)
             periods = _vault_periods(conn, master, end, marks)
-        navs = figures.nav_charts(vault_id, points, halted, nav_now, as_of)
+        navs = figures.nav_charts(vault_id, page_stem(vault_id), points, halted, nav_now, as_of)
         followers = aggregates.get(vault_id, {})
         fee_periods = [{"period": p, "pnl": fmt(v["pnl"]), "fees": fmt(v["fees"])}
                        for p, v in sorted(followers.items())]
@@ -245,12 +250,15 @@ def _vaults(conn: Connection, as_of: int, page: Page, marks: performance.Marks,
              positions=held, nav_now=None if nav_now is None else fmt(nav_now),
              navs=navs, periods=periods,
              since_inception=_since_inception(periods),
-             allocation_chart=(figures.allocation_chart(vault_id, targets, held)
+             allocation_chart=(figures.allocation_chart(page_stem(vault_id), targets, held)
                                if held is not None else None),
              fee_chart=figures.pnl_fee_chart(
-                 f"fees-{vault_id}", "Followers' PnL against fees", fee_periods),
+                 f"fees-{page_stem(vault_id)}", "Followers' PnL against fees", fee_periods),
              fee_periods=fee_periods,
              cycles=figures.cycles_table(conn, points, halted))
+        summaries[vault_id] = {"since_inception": _since_inception(periods),
+                               "max_drawdown": navs["max_drawdown"]}
+    return summaries
 
 
 def _vault_periods(conn: Connection, master: repo.AccountRow, end: date,
