@@ -134,7 +134,7 @@ def test_every_page_renders_offline_with_its_charts(report: Path, browser: Brows
         problems += found
         charts_seen += seen
     assert not problems, "\n".join(problems)
-    assert charts_seen >= 4 + 3 * 6  # the vault's four, three per follower
+    assert charts_seen >= 4 + 4 * 6  # the vault's four, four per follower
 
 
 def test_the_check_sees_a_request_a_script_and_a_blank_chart(report: Path, browser: Browser,

@@ -280,3 +280,22 @@ def tracking_rows(cycle: dict[str, Any]) -> dict[str, Any]:
         {**x, "cells": [(pct_label(D(x[k])), x[k].startswith("-"))
                         for k in ("vault_weight", "target_weight", "weight", "gap")]}
         for x in cycle["symbols"]]}
+
+
+def tracking_chart(key: str, ledger: Sequence[dict[str, Any]]) -> Markup:
+    """The tracking gap of each cycle (how far the account is from the vault's weights)."""
+    if not ledger:
+        return charts.empty(f"te-{key}", "Distance from the vault",
+                            "no cycle of the vault since the follower was onboarded")
+    gaps = [D(c["gap"]) for c in ledger]
+    overall = returns.tracking_error(gaps) or ZERO
+    widest = max(gaps)
+    return charts.line_chart(
+        Chart(f"te-{key}", "Distance from the vault",
+              f"The gap at each of {len(gaps)} cycles: sqrt of the sum over symbols of "
+              f"(vault target weight - this account's weight)^2; the widest is "
+              f"{pct_label(widest)} ({ledger[gaps.index(widest)]['at'][:10]}), the tracking "
+              f"error over all of them {pct_label(overall)}.",
+              [c["at"][:10] for c in ledger], pct_label,
+              extra_columns={"note": [c["skipped"] or "" for c in ledger]}),
+        [Series("tracking gap", gaps, AMBER)], area=True, band_color="#fef0c7")

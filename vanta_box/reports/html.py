@@ -377,7 +377,9 @@ def _follower_figures(conn: Connection, acct: repo.AccountRow, as_of: int,
     paid = sum((Decimal(s["ledger"]["paid"]) for s in statements), ZERO)
     return {
         "periods": periods, "since_inception": _since_inception(periods),
-        "curve": curve, "fee_chart": figures.pnl_fee_chart(
+        "curve": curve, "tracking_chart": figures.tracking_chart(page_stem(acct.account_id),
+                                                                 ledger),
+        "fee_chart": figures.pnl_fee_chart(
             f"fees-{page_stem(acct.account_id)}", "PnL against fees", periods),
         "positions": figures.positions(book, now_marks, vault_w, own_w),
         "fee_totals": {"billed": fmt_cents(due), "paid": fmt_cents(paid),
