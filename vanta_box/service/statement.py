@@ -27,7 +27,7 @@ from vanta_box.core.money import ZERO, D, fmt, fmt_cents
 from vanta_box.core.timeutil import DAY_US, day_of, fmt_ts, parse_ts
 from vanta_box.domain.fees import active_days, compute_fee, paused_days
 from vanta_box.domain.pnl import Position, apply_fill
-from vanta_box.service import collect, fees
+from vanta_box.service import collect, fees, performance
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection
 
@@ -116,6 +116,9 @@ def build(conn: Connection, account_id: str, period: str,
     }
     doc["fee"], doc["ledger"] = _fee_part(conn, acct, period, shadow, known)
     doc["warnings"] = _warnings(acct, period, start, end, known, doc["fee"])
+    # The vault's weights against the follower's at each cycle of the period, and why.
+    doc["tracking"] = performance.tracking_doc(conn, acct, start, end,
+                                               known if known is not None else end)
     return doc
 
 
