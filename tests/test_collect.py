@@ -236,3 +236,17 @@ def test_vanta_run_syncs_the_payments_of_open_invoices(
     assert owed(home)["F1"] == "0.00" and owed(home)["F2"] == "100.00"
     without = home.vanta("run", "--once", "--at", "2026-12-03T00:00:00Z")  # no passphrase
     assert without.code == 3 and "VANTA_PASSPHRASE" in without.err
+
+
+def test_the_follower_page_shows_its_invoice_and_the_other_agreements(
+        setup_vault: Any, stripe_server: LocalStripe, btcpay: BTCPaySim) -> None:
+    customer = stripe_server.customer("f1-page@example.com")
+    home = billed(setup_vault, stripe_server, btcpay, customer)
+    home.ok("fees", "collect", "--at", BILLED, env=PASS)
+    (inv,) = stripe_server.invoices(customer)
+    home.ok("report", "--at", BILLED)
+    page = (home.root / "reports" / "followers" / "F1.html").read_text()
+    assert f'<a href="{inv["hosted_invoice_url"]}">{inv["id"]}</a> — open' in page
+    assert "The fees under other agreements" in page and "✱" in page
+    other = (home.root / "reports" / "followers" / "F2.html").read_text()
+    assert inv["id"] not in other

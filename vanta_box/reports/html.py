@@ -337,7 +337,15 @@ def _follower(conn: Connection, acct: repo.AccountRow, as_of: int, end: date, pa
             totals = into.setdefault(line["period"], {"pnl": ZERO, "fees": ZERO})
             totals["pnl"] += Decimal(line["pnl"])
             totals["fees"] += Decimal(line["fees"])
-    page(follower_page(acct.account_id), "follower.html", root="../",
+    fee_whatif = None
+    if acct.mode != "shadow":  # the agreement side by side with the others (SPEC §9)
+        from vanta_box.service.whatif import whatif
+
+        try:
+            fee_whatif = whatif(conn, acct.account_id, None, None)
+        except InputError:  # no period ended yet: nothing to compare
+            fee_whatif = None
+    page(follower_page(acct.account_id), "follower.html", root="../", whatif=fee_whatif,
          account={"account_id": acct.account_id, "vault_id": acct.vault_id,
                   "mode": acct.mode, "status": acct.status,
                   "onboarded_at": fmt_ts(acct.onboarded_at),
