@@ -292,3 +292,18 @@ def test_keys_refused_by_the_venue_are_a_critical_alert_and_exit_4(
     (auth,) = [a for a in doc["alerts"] if a["kind"] == "venue.error"]
     assert (auth["account_id"], auth["severity"], auth["state"]) == ("F1", "critical", "open")
     assert KEYS["F1"][1] not in run.out + run.err + json.dumps(doc)
+
+
+def test_a_new_accounts_funding_is_no_alert_but_a_later_deposit_is(
+        live: Home, sim: AlpacaSim) -> None:
+    sim.fill_on_submit = True
+    live.ok("cycle", "run", "--at", T1, env=PASS)  # the first reconciliation: 10000 each
+    doc = json.loads(live.ok("alerts", "--json", "--all").out)
+    assert [a for a in doc["alerts"] if a["kind"] == "flow"] == []
+    sim.deposit(KEYS["F2"][0], "500")
+    live.ok("cycle", "run", "--at", T2, env=PASS)
+    doc = json.loads(live.ok("alerts", "--json").out)
+    (flow,) = [a for a in doc["alerts"] if a["kind"] == "flow"]
+    assert (flow["account_id"], flow["detail"]["net"]) == ("F2", "500")
+    opening = [e for e in _journal(live) if e["kind"] == "flow" and e.get("opening")]
+    assert sorted(e["account_id"] for e in opening) == ["F1", "F2"]

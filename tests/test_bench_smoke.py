@@ -16,6 +16,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
     ("bench_mirror.py", ("child orders/s", "raw floor", "ratio")),
     ("bench_audit.py", ("rows/s", "floor", "events/s")),
     ("bench_live.py", ("orders/s", "floor", "ratio")),
+    ("bench_proofs.py", ("proofs", "floor", "ratio", "µs a row")),
 ])
 def test_benchmark_quick_runs(script: str, words: tuple[str, ...]) -> None:
     result = subprocess.run([sys.executable, str(BENCH / script), "--quick"],

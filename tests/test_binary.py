@@ -150,3 +150,46 @@ def test_binary_sends_notifications(binary: Path, tmp_path: Path) -> None:
     finally:
         hook.close()
     assert [path for path, _body in hook.posts] == ["/bin/tok-binary"]
+
+
+@pytest.mark.slow
+def test_binary_invoices_through_stripe_and_btcpay(binary: Path, tmp_path: Path) -> None:
+    """The bundled stripe library (and its CA file) and requests invoice from the binary."""
+    import json
+
+    from tests.btcpay_sim import BTCPaySim
+    from tests.conftest import manager_packet, vault_def
+    from tests.localstripe_server import LocalStripe
+    from tests.test_collect import follower
+
+    home = tmp_path / "home"
+    env = {**os.environ, "VANTA_PASSPHRASE": "the binary's collection test passphrase"}
+    env.pop("VANTA_HOME", None)
+
+    def vanta(*args: str) -> str:
+        done = subprocess.run([str(binary), "--home", str(home), *args], env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def write(name: str, content: object) -> str:
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        return str(path)
+
+    t0 = "2026-11-01T00:00:00Z"
+    with LocalStripe() as ls, BTCPaySim("bin-btcpay-key", "S1") as bt:
+        customer = ls.customer("bin@example.com")
+        vanta("init")
+        vanta("vault", "import", write("v.json", {"vaults": [vault_def()]}), "--at", t0)
+        vanta("onboard", write("m.json", manager_packet()),
+              write("f1.json", follower("F1", {"via": "stripe", "customer": customer})),
+              write("f2.json", follower("F2", {"via": "btcpay", "store_id": "S1"})),
+              "--at", t0)
+        vanta("fees", "run", "--period", "2026-11", "--at", "2026-12-01T00:00:00Z")
+        vanta("processor", "set", "stripe", "--api-key", ls.api_key, "--base-url", ls.base_url)
+        vanta("processor", "set", "btcpay", "--url", bt.url, "--api-key", "bin-btcpay-key",
+              "--store-id", "S1")
+        out = vanta("fees", "collect", "--at", "2026-12-01T00:00:00Z")
+        assert out.count("invoiced ") == 2, out
+        assert len(ls.invoices(customer)) == len(bt.invoices) == 1

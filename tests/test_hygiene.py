@@ -64,7 +64,8 @@ def test_stages_do_no_io() -> None:
 
 def test_help_is_fast_and_does_not_import_heavy_modules() -> None:
     code = ("import sys; from vanta_box.cli import cli; "
-            "heavy = [m for m in ('pydantic', 'apsw', 'ccxt', 'alpaca', 'cryptography') "
+            "heavy = [m for m in ('pydantic', 'apsw', 'ccxt', 'alpaca', 'cryptography', "
+            "'apprise', 'stripe', 'requests') "
             "if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

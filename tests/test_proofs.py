@@ -38,10 +38,14 @@ def test_a_head_is_signed_over_rfc_6962s_structure_and_its_rows_prove_in_it(
         tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    conn, _ = journal_home(tmp_path, 37)
+    conn, _ = journal_home(tmp_path, 36)
     public = proofs.create_key(tmp_path, conn, 0)
     assert os.stat(tmp_path / proofs.KEY_FILE).st_mode & 0o777 == 0o600
     assert conn.execute("SELECT public_key FROM audit_keys").fetchall() == [(public,)]
+    # the public key is journaled (row 37), once
+    kind, payload = conn.execute("SELECT kind, payload FROM journal WHERE seq = 37").fetchone()
+    assert kind == "audit.key" and public in payload
+    assert proofs.create_key(tmp_path, conn, 0) == public
     head = proofs.head(tmp_path, conn)
     assert head["tree_size"] == 37 and head["public_key"] == public
     # a checker from the RFC: TreeHeadSignature = v1 (0), tree_hash (1), u64 ms, u64 size,
@@ -52,7 +56,7 @@ def test_a_head_is_signed_over_rfc_6962s_structure_and_its_rows_prove_in_it(
         bytes.fromhex(head["signature"]), data)
     assert proofs.check_head(head) is None and proofs.check_head(head, public) is None
     tree = proofs.tree(conn)
-    for seq in (1, 16, 17, 37):
+    for seq in (1, 16, 17, 36):
         row = proofs.row_proof(conn, tree, seq)
         assert proofs.check_row(row, head) is None
         edited = {**row, "payload": row["payload"].replace('"n":', '"n":1')}
@@ -67,7 +71,7 @@ def test_forged_heads_are_rejected(tmp_path: Path) -> None:
     conn, _ = journal_home(tmp_path, 20)
     proofs.create_key(tmp_path, conn, 0)
     head = proofs.head(tmp_path, conn)
-    for field, value in (("tree_size", 21), ("root_hash", "00" * 32),
+    for field, value in (("tree_size", head["tree_size"] + 1), ("root_hash", "00" * 32),
                          ("timestamp_ms", head["timestamp_ms"] + 1)):
         forged = {**head, field: value}
         assert proofs.check_head(forged) == "the head's signature does not verify"
@@ -82,8 +86,9 @@ def test_forged_heads_are_rejected(tmp_path: Path) -> None:
 
 
 def test_consistency_proves_growth_and_catches_a_rewritten_journal(tmp_path: Path) -> None:
-    conn, journal = journal_home(tmp_path, 23)
-    proofs.create_key(tmp_path, conn, 0)
+    conn, journal = journal_home(tmp_path, 22)
+    proofs.create_key(tmp_path, conn, 0)  # row 23
+    journal.reload()
     old = proofs.head(tmp_path, conn)
     grow(conn, journal, 41)
     new = proofs.head(tmp_path, conn)

@@ -1,11 +1,13 @@
-"""The encrypted keystore: broker secrets and notification URLs, never inside vanta.db.
+"""The encrypted keystore: broker secrets, notification URLs and payment processors' keys,
+never inside vanta.db.
 
 One JSON file ``<home>/keystore`` (mode 0600). The key is derived with scrypt from the
 ``VANTA_PASSPHRASE`` environment variable and a random salt kept in the file; each record is
 AES-256-GCM with a fresh 96-bit nonce and the account id as associated data, so a record
 moved to another account fails to decrypt. A check record tells a wrong passphrase from a
 damaged record. The notification URLs (apprise URLs hold tokens) are one record of their
-own, ``notify``, outside the accounts' records and bound to its own associated data.
+own, ``notify``, outside the accounts' records and bound to its own associated data; so are
+the payment processors' keys and addresses (``processors``, `vanta processor set`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ PASSPHRASE_ENV = "VANTA_PASSPHRASE"
 _CHECK_AAD = b"vanta-keystore-check"
 _CHECK_PLAINTEXT = b"vanta-box keystore v1"
 _NOTIFY_AAD = b"vanta-notify-urls"
+_PROCESSORS_AAD = b"vanta-payment-processors"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 
@@ -151,9 +154,37 @@ class Keystore:
         records = data["records"]
         assert isinstance(records, dict)
         return ([v for account in sorted(records) for v in self.get(account).values()]
-                + self.notify_urls())
+                + self.notify_urls()
+                + [v["api_key"] for v in self.processors().values() if v.get("api_key")])
 
-    # -- notification URLs ---------------------------------------------------------------
+    # -- records of their own: notification URLs, payment processors ----------------------
+
+    def _named(self, name: str, aad: bytes) -> object | None:
+        """The decrypted value of the top-level record ``name`` (None when absent)."""
+        data = self._load()
+        record = data.get(name) if data else None
+        if not isinstance(record, dict):
+            return None
+        key = self._key_for(data)
+        try:
+            plain = AESGCM(key).decrypt(_unb64(record["nonce"]), _unb64(record["ct"]), aad)
+        except InvalidTag:
+            raise KeystoreError(f"{self.path}: the {name} record does not decrypt (damaged)"
+                                ) from None
+        value: object = json.loads(plain)
+        return value
+
+    def _set_named(self, name: str, aad: bytes, value: object | None) -> None:
+        """Store (or, with None or empty, remove) the top-level record ``name``."""
+        data = self._load() or self._new()
+        key = self._key_for(data)
+        if value:
+            nonce = os.urandom(12)
+            ct = AESGCM(key).encrypt(nonce, dumps(value).encode(), aad)
+            data[name] = {"nonce": _b64(nonce), "ct": _b64(ct)}
+        else:
+            data.pop(name, None)
+        self._write(data)
 
     def has_notify_urls(self) -> bool:
         """Whether notification URLs are stored (known without the passphrase)."""
@@ -162,32 +193,33 @@ class Keystore:
 
     def notify_urls(self) -> list[str]:
         """The notification URLs, in the order they were added."""
-        data = self._load()
-        record = data.get("notify") if data else None
-        if not isinstance(record, dict):
-            return []
-        key = self._key_for(data)
-        try:
-            plain = AESGCM(key).decrypt(_unb64(record["nonce"]), _unb64(record["ct"]),
-                                        _NOTIFY_AAD)
-        except InvalidTag:
-            raise KeystoreError(
-                f"{self.path}: the notification URLs do not decrypt (damaged)") from None
-        urls = json.loads(plain)
+        urls = self._named("notify", _NOTIFY_AAD) or []
         assert isinstance(urls, list)
         return [str(u) for u in urls]
 
     def set_notify_urls(self, urls: list[str]) -> None:
         """Store the notification URLs (an empty list removes the record)."""
-        data = self._load() or self._new()
-        key = self._key_for(data)
-        if urls:
-            nonce = os.urandom(12)
-            ct = AESGCM(key).encrypt(nonce, dumps(urls).encode(), _NOTIFY_AAD)
-            data["notify"] = {"nonce": _b64(nonce), "ct": _b64(ct)}
+        self._set_named("notify", _NOTIFY_AAD, urls)
+
+    def has_processors(self) -> bool:
+        """Whether a payment processor is set (known without the passphrase)."""
+        data = self._load()
+        return bool(data) and isinstance(data.get("processors"), dict)
+
+    def processors(self) -> dict[str, dict[str, str]]:
+        """Payment processors by kind (stripe, btcpay): their keys and addresses."""
+        found = self._named("processors", _PROCESSORS_AAD) or {}
+        assert isinstance(found, dict)
+        return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in found.items()}
+
+    def set_processor(self, kind: str, settings: dict[str, str] | None) -> None:
+        """Store (or, with None, remove) one processor's settings."""
+        found = self.processors()
+        if settings is None:
+            found.pop(kind, None)
         else:
-            data.pop("notify", None)
-        self._write(data)
+            found[kind] = settings
+        self._set_named("processors", _PROCESSORS_AAD, found)
 
     def _write(self, data: dict[str, object]) -> None:
         from vanta_box.reports.files import write_atomic

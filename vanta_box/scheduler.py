@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from vanta_box.core.timeutil import DAY_US, day_start, to_datetime
+from vanta_box.core.timeutil import DAY_US, day_start, parse_period, to_datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,10 @@ def due(now: int, vaults: list[VaultClock], expiries: list[int],
         if slot >= v.created_at and (v.last_cycle_at is None or v.last_cycle_at < slot):
             jobs.append(Job("cycle", slot, vault_id=v.vault_id))
     last_ended, _end = previous_month(now)
-    jobs += [Job("fees", now, period=p) for p in sorted(unbilled) if p <= last_ended]
+    # months and quarters (SPEC §9 fee periods), by when they end
+    jobs += [Job("fees", now, period=p)
+             for p in sorted(unbilled, key=lambda p: (parse_period(p)[1], p))
+             if parse_period(p)[1] <= parse_period(last_ended)[1]]
     return jobs
 
 

@@ -47,9 +47,19 @@ def _leaves(group: click.Group) -> list[click.Command]:
 
 
 def _register() -> None:
-    from vanta_box.cli import accounts, alerts, audit, fees, outputs, setup, trading
+    from vanta_box.cli import (
+        accounts,
+        alerts,
+        audit,
+        fees,
+        flows,
+        outputs,
+        proofs,
+        setup,
+        trading,
+    )
 
-    for module in (setup, accounts, trading, fees, outputs, audit, alerts):
+    for module in (setup, accounts, trading, flows, fees, outputs, audit, proofs, alerts):
         for command in module.COMMANDS:
             cli.add_command(command)
     # `--home DIR` is also accepted after the command's name (vanta status --home DIR).

@@ -142,19 +142,24 @@ def _transition(action: str) -> click.Command:
     @at_option
     @click.pass_context
     def run(ctx: click.Context, account_id: str, at: str | None) -> None:
+        from vanta_box.cli.console import money
         from vanta_box.service.accounts import follower_command
 
         ts = parse_at(at)
         with engine(ctx) as (eng, home):
-            eng.run(follower_command(eng, action, account_id, ts))
+            result = eng.run(follower_command(eng, action, account_id, ts))
             write_state(eng, home, ts)
         click.echo(f"{account_id}: {action}d" if action.endswith("e") else
                    f"{account_id}: {action}ed")
+        for line in result.get("billed") or []:  # SPEC §9 early exit
+            click.echo(f"billed at its removal: {line['entry_id']}\tfee due "
+                       f"{money(line['fee_due'])}")
 
     helps = {
         "pause": "Pause a follower: cycles skip it (journaled) until it is resumed.",
         "resume": "Resume a paused follower.",
-        "remove": "Remove a follower: history is kept, mirroring stops for good.",
+        "remove": "Remove a follower: history is kept, mirroring stops for good. It is billed "
+                  "at once for its last, partial fee period (early exit, SPEC §9).",
     }
     run.help = f"{helps[action]}\n\n\b\nExample:\n    vanta follower {action} F1042"
     return run

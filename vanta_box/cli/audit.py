@@ -76,28 +76,35 @@ def audit_digest(ctx: click.Context, db_file: str | None, with_wal: bool) -> Non
 @db_option
 @click.option("--digest", "digests", multiple=True, metavar="SEQ:HEX",
               help="A digest published earlier (repeatable).")
+@click.option("--head", "heads", multiple=True, metavar="HEAD.json",
+              help="A signed tree head published earlier (`vanta audit head --json`, or a "
+                   "statement carrying one; repeatable): the journal must extend it.")
 @click.option("--no-replay", is_flag=True, help="Skip the replay (schema, chain, digests only).")
 @wal_option
 @click.pass_context
 def audit_verify(ctx: click.Context, db_file: str | None, digests: tuple[str, ...],
-                 no_replay: bool, with_wal: bool) -> None:
+                 heads: tuple[str, ...], no_replay: bool, with_wal: bool) -> None:
     """Check a database file read-only: SQLite's integrity check, schema and triggers
-    against the migrations, the whole hash chain and canonical payloads, every given
-    digest, and that replay reproduces every projection. The main file alone unless
-    --with-wal; the verdict says which.
+    against the migrations, the whole hash chain and canonical payloads, the stored Merkle
+    tree against the rows, every given digest and head, and that replay reproduces every
+    projection. The main file alone unless --with-wal; the verdict says which.
 
     Exit 0 when all holds; exit 1 naming the first bad row and what is wrong.
 
     \b
     Example:
         vanta audit verify --db vanta.db --digest 1842:3fa4c0de...
+        vanta audit verify --db vanta.db --head head-2026-11.json
     """
+    from vanta_box.cli.proofs import head_file
     from vanta_box.core.errors import CheckFailed
     from vanta_box.service.audit import describe, parse_digest, verify
 
     wanted = [parse_digest(d) for d in digests]
+    published = [(path, head_file(path, "--head")) for path in heads]
     report = verify(_database(ctx, db_file), wanted, with_replay=not no_replay,
-                    with_wal=_own_wal(db_file, with_wal), progress=progress)
+                    with_wal=_own_wal(db_file, with_wal), heads=published,
+                    progress=progress)
     for line in describe(report):
         click.echo(line)
     if not report.ok:
@@ -108,7 +115,8 @@ def audit_verify(ctx: click.Context, db_file: str | None, digests: tuple[str, ..
 @click.option("--out", required=True, metavar="FILE", help="Where to write the copy.")
 @click.pass_context
 def audit_export(ctx: click.Context, out: str) -> None:
-    """Write a clean copy of vanta.db for an auditor, checked to hold no keystore secret.
+    """Write a clean copy of vanta.db for an auditor, checked to hold no secret: none of
+    the keystore's, and not the signing key (signing.key).
 
     Needs VANTA_PASSPHRASE when the home has a keystore (to know what to look for).
 
@@ -119,12 +127,17 @@ def audit_export(ctx: click.Context, out: str) -> None:
     from vanta_box.core.errors import InputError
     from vanta_box.keystore import Keystore
     from vanta_box.service.audit import export
+    from vanta_box.service.proofs import key_secret
     from vanta_box.store import journal
 
     if not Path(out).resolve().parent.is_dir():
         raise InputError(f"{Path(out).parent}: no such directory", field="--out")
     with engine(ctx) as (eng, home):
-        secrets = Keystore(home.keystore_path).secret_values()
+        secrets: list[str | bytes] = list(Keystore(home.keystore_path).secret_values())
+        signing = key_secret(home.root)
+        if signing:
+            # the key's hex text, and its raw bytes (a BLOB would hold those)
+            secrets = [*secrets, signing, bytes.fromhex(signing)]
         size = export(eng.conn, Path(out), secrets)
         digest = journal.head(eng.conn)
     click.echo(f"exported {out} ({size:,} bytes), digest {digest}; scanned for "

@@ -150,6 +150,10 @@ def statement_text(doc: dict[str, Any], steps: dict[str, Decimal] | None = None)
     for e in ledger["entries"]:
         lines.append(f"  {e['ts']} {e['kind']:<9} {e['entry_id']}  {money(e['fee_due'])}"
                      + (f"  ({e['reason']})" if e["reason"] else ""))
+        inv = e.get("invoice")
+        if inv:
+            lines.append(f"      invoice {inv['processor']} {inv['ref']} ({inv['state']})"
+                         + (f" {inv['url']}" if inv["url"] else ""))
         for p in e["payments"]:
             lines.append(f"      paid {money(p['amount'])} on {p['ts']} ref {p['ref']}")
     lines += ["", f"fills ({len(doc['fills']):,}):"]

@@ -258,7 +258,8 @@ def report(ctx: click.Context, db_file: str | None, out: str | None, at: str | N
 def run(ctx: click.Context, once: bool, at: str | None) -> None:
     """The internal scheduler: cycles (per each vault's schedule, default daily at 00:00
     UTC), overlay expiry, the monthly fee run, state files; then the alerts it raised,
-    logged and sent once to each notification URL (`vanta notify`).
+    logged and sent once to each notification URL (`vanta notify`); then, when payment
+    processors are set, the payments of open fee invoices (`vanta fees collect --sync`).
 
     Each job runs at its scheduled logical time, under the home's lock (other commands
     can run between jobs); notifications are sent after, outside the lock. Without --once
@@ -305,7 +306,10 @@ def run(ctx: click.Context, once: bool, at: str | None) -> None:
             for line in lines[1:]:
                 click.echo(line)
         notify_pending(ctx, home, current, now)
+        sync_payments(ctx, home, now)
         return wake, new
+
+    from vanta_box.cli.fees import sync_payments
 
     if once:
         _wake, new = tick(parse_at(at))

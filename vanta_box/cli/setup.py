@@ -18,15 +18,19 @@ from vanta_box.cli.common import (
 @click.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create a home: vanta.db, memory/, reports/.
+    """Create a home: vanta.db, memory/, reports/, and signing.key (mode 0600, outside
+    vanta.db: it signs the journal's tree heads; `vanta audit head` publishes its public
+    key).
 
-    Running it again on an existing home only applies pending migrations.
+    Running it again on an existing home only applies pending migrations (and makes the
+    signing key of a home made before it existed).
 
     \b
     Example:
         vanta --home ./my-fund init
     """
     from vanta_box import home as homes
+    from vanta_box.service import proofs
     from vanta_box.store import db
 
     target = home_of(ctx)
@@ -40,6 +44,7 @@ def init(ctx: click.Context) -> None:
             applied = db.migrate(conn)
         finally:
             conn.close()
+        proofs.ensure_key(target.root)
     verb = "exists" if existed else "created"
     click.echo(f"home {verb}: {target.root} ({applied} migration(s) applied)")
 

@@ -29,6 +29,9 @@ class FeeTerms:
     type: FeeType
     perf_share: Decimal = ZERO
     flat_usd: Decimal = ZERO
+    basis: str | None = None             # SPEC §9; None: "realized"
+    management_pct: Decimal | None = None  # None: 0
+    period: str | None = None            # None: "month"
 
 
 @dataclass(frozen=True, slots=True)

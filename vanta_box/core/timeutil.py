@@ -121,10 +121,21 @@ def day_start(day: date) -> int:
 
 
 def parse_period(text: str) -> tuple[int, int]:
-    """``YYYY-MM`` -> (start, end) moments of that UTC calendar month, end exclusive."""
+    """``YYYY-MM`` -> (start, end) moments of that UTC calendar month, end exclusive;
+    ``YYYY-Qn`` -> those of the calendar quarter n (SPEC §9 fee periods)."""
+    quarter = re.fullmatch(r"(\d{4})-Q([1-4])", text.strip())
+    if quarter:
+        year, q = int(quarter.group(1)), int(quarter.group(2))
+        if year < 1970 or (year, q) == (9999, 4):
+            raise TimeError(f"not a period: {shown(text)} (quarters run from 1970-Q1 to "
+                            "9999-Q3)")
+        start = day_start(date(year, 3 * q - 2, 1))
+        end = day_start(date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1))
+        return start, end
     match = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
     if not match:
-        raise TimeError(f"not a period: {shown(text)} (expected YYYY-MM, e.g. 2026-11)")
+        raise TimeError(f"not a period: {shown(text)} (expected YYYY-MM, e.g. 2026-11, "
+                        "or a quarter YYYY-Qn, e.g. 2027-Q1)")
     year, month = int(match.group(1)), int(match.group(2))
     if not 1 <= month <= 12 or year < 1970:
         raise TimeError(f"not a period: {shown(text)} (expected YYYY-MM, e.g. 2026-11)")
@@ -138,3 +149,13 @@ def parse_period(text: str) -> tuple[int, int]:
 
 def days_in_month(year: int, month: int) -> int:
     return calendar.monthrange(year, month)[1]
+
+
+def is_quarter(label: str) -> bool:
+    return "Q" in label
+
+
+def period_label(ts: int, quarterly: bool) -> str:
+    """The month (or quarter) holding moment ``ts``."""
+    d = day_of(ts)
+    return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}" if quarterly else f"{d.year:04d}-{d.month:02d}"

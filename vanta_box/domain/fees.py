@@ -7,6 +7,13 @@ Per follower and period (a UTC calendar month):
     flat = flat_usd * active_days / days_in_period  (a day paused whole is not active)
     fee_due = perf | flat | max(perf, flat)     by fee type
 Fee amounts are rounded to cents, half-up; PnL and the carry stay exact.
+
+SPEC §9 adds, per agreement:
+    basis "equity_hwm": perf = perf_share * max(0, P_end - H), H' = max(H, P_end)
+        (P = equity - net contributions at the period's close, H starts at 0; no carry)
+    management fee: management_pct * sum of E_close over the active days / 365, rounded
+        once for the period, added to fee_due as its own leg
+The high-water mark is tracked on the realized basis too (H' = max(H, P_end)), unused.
 """
 
 from __future__ import annotations
@@ -28,6 +35,11 @@ class FeeInputs:
     carry_in: Decimal
     active_days: int
     days_in_period: int
+    basis: str = "realized"        # realized | equity_hwm
+    profit_end: Decimal = ZERO     # P at the period's close
+    hwm_in: Decimal = ZERO         # H before the period
+    management_pct: Decimal = ZERO  # annual
+    mgmt_base: Decimal = ZERO      # sum of E_close over the active days
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +50,25 @@ class FeeResult:
     carry_out: Decimal
     fee_due: Decimal
     leg: str  # which leg the fee is: performance | flat | none
+    hwm_out: Decimal = ZERO
+    mgmt_fee: Decimal = ZERO
+
+
+YEAR_DAYS = 365  # ACT/365
 
 
 def compute_fee(i: FeeInputs) -> FeeResult:
-    net = i.realized_pnl - i.carry_in
-    if net > 0:
-        perf, carry_out = round_cents(i.perf_share * net), ZERO
+    if i.basis == "equity_hwm":
+        net = i.profit_end - i.hwm_in
+        perf, carry_out = (round_cents(i.perf_share * net) if net > 0 else ZERO), ZERO
     else:
-        perf, carry_out = ZERO, -net
+        net = i.realized_pnl - i.carry_in
+        if net > 0:
+            perf, carry_out = round_cents(i.perf_share * net), ZERO
+        else:
+            perf, carry_out = ZERO, -net
+    hwm_out = max(i.hwm_in, i.profit_end)
+    mgmt = round_cents(i.management_pct * i.mgmt_base / YEAR_DAYS)
     flat = round_cents(i.flat_usd * i.active_days / i.days_in_period)
     if i.fee_type == "performance":
         due, leg = perf, "performance"
@@ -55,7 +78,7 @@ def compute_fee(i: FeeInputs) -> FeeResult:
         due, leg = (perf, "performance") if perf >= flat else (flat, "flat")
     if due == 0:
         leg = "none"
-    return FeeResult(net, perf, flat, carry_out, due, leg)
+    return FeeResult(net, perf, flat, carry_out, due + mgmt, leg, hwm_out, mgmt)
 
 
 def active_days(onboarded: date, removed: date | None, first: date, last: date,
@@ -69,6 +92,19 @@ def active_days(onboarded: date, removed: date | None, first: date, last: date,
         lo, hi = max(start, p_first), min(end, p_last)
         days -= max(0, (hi - lo).days + 1)
     return days
+
+
+def active_day_list(onboarded: date, removed: date | None, first: date, last: date,
+                    paused: Sequence[tuple[date, date]] = ()) -> list[date]:
+    """The active days themselves (``active_days`` counts them)."""
+    start = max(first, onboarded)
+    end = last if removed is None else min(last, removed)
+    out, day = [], start
+    while day <= end:
+        if not any(p_first <= day <= p_last for p_first, p_last in paused):
+            out.append(day)
+        day += timedelta(days=1)
+    return out
 
 
 def paused_days(changes: Sequence[tuple[int, str]], day_us: int,

@@ -27,10 +27,37 @@ from vanta_box.inputs.common import (
 )
 
 
+class CollectIn(Strict):
+    """Where a follower's fees are invoiced (SPEC §9 Collection)."""
+
+    via: Literal["stripe", "btcpay"]
+    customer: StrictStr | None = Field(default=None, pattern=r"^cus_[A-Za-z0-9]{1,250}$")
+    store_id: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,200}$")
+
+    @model_validator(mode="after")
+    def _payer(self) -> CollectIn:
+        if self.via == "stripe" and self.customer is None:
+            raise ValueError("collect via stripe needs customer (the Stripe customer id)")
+        if self.via == "stripe" and self.store_id is not None:
+            raise ValueError("store_id is for btcpay, not stripe")
+        if self.via == "btcpay" and self.customer is not None:
+            raise ValueError("customer is for stripe, not btcpay")
+        return self
+
+    def payer(self) -> str:
+        """The Stripe customer, or the BTCPay store ('' for the processor's own)."""
+        return self.customer or self.store_id or ""
+
+
 class FeeIn(Strict):
     type: Literal["performance", "flat", "performance_or_flat"]
     perf_share: Fraction | None = None
     flat_usd: NonNeg | None = None
+    collect: CollectIn | None = None
+    # SPEC §9 (absent: the defaults, realized / 0 / month)
+    basis: Literal["realized", "equity_hwm"] | None = None
+    management_pct: Fraction | None = None  # annual
+    period: Literal["month", "quarter"] | None = None
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> FeeIn:
@@ -42,7 +69,15 @@ class FeeIn(Strict):
         return self
 
     def to_model(self) -> FeeTerms:
-        return FeeTerms(self.type, self.perf_share or ZERO, self.flat_usd or ZERO)
+        return FeeTerms(self.type, self.perf_share or ZERO, self.flat_usd or ZERO,
+                        self.basis, self.management_pct, self.period)
+
+    def options(self) -> dict[str, Any]:
+        """The SPEC §9 options given (only those: an agreement without them reads as
+        before)."""
+        return {k: v for k, v in (("basis", self.basis),
+                                  ("management_pct", self.management_pct),
+                                  ("period", self.period)) if v is not None}
 
 
 class RiskIn(Strict):
@@ -62,6 +97,14 @@ class VaultMirroringIn(Strict):
     mode: Literal["proportional", "capped", "shadow"] = "proportional"
     min_account_equity: NonNeg = ZERO
     fee: FeeIn | None = None
+
+    @field_validator("fee")
+    @classmethod
+    def _no_collect(cls, value: FeeIn | None) -> FeeIn | None:
+        if value is not None and value.collect is not None:
+            raise ValueError("collect names one follower's customer: it belongs in a "
+                             "packet's fee_agreement, not in the vault's default fee")
+        return value
 
 
 class PaperIn(Strict):
@@ -212,6 +255,7 @@ def vault_to_dict(vault: Vault) -> dict[str, Any]:
             "min_account_equity": vault.mirroring.min_account_equity,
             "fee": None if fee is None else {
                 "type": fee.type, "perf_share": fee.perf_share, "flat_usd": fee.flat_usd,
+                **fee_options(fee),
             },
         },
         "paper": {
@@ -225,3 +269,8 @@ def vault_to_dict(vault: Vault) -> dict[str, Any]:
 
 def vault_from_dict(data: dict[str, Any]) -> Vault:
     return validate(VaultIn, data, "vault registry").to_model()
+
+
+def fee_options(fee: FeeTerms) -> dict[str, Any]:
+    return {k: v for k, v in (("basis", fee.basis), ("management_pct", fee.management_pct),
+                              ("period", fee.period)) if v is not None}

@@ -51,13 +51,14 @@ def emit(conn: Connection, memory: Path, as_of: int) -> list[Path]:
     # portfolio is written as its accounts come, the pnl rows (one line each) are kept.
     accounts, marks, books = state.each_book(conn, as_of)
     billed = state.fees_billed(conn)
+    returns = state.returns_of(conn, as_of)
     managers = state.masters(accounts)
     pnl_rows: list[dict[str, Any]] = []
     navs: dict[str, Decimal] = {}
 
     def portfolio_accounts() -> Iterator[dict[str, Any]]:
         for a, book in books:
-            pnl_rows.append(state.pnl_account(a, book, marks, billed))
+            pnl_rows.append(state.pnl_account(a, book, marks, billed, returns(a, book)))
             if managers.get(a.vault_id) == a.account_id:
                 navs[a.vault_id] = book.equity(marks)
             yield state.portfolio_account(a, book, marks)

@@ -19,12 +19,14 @@ from typing import Any
 
 from vanta_box import __version__
 from vanta_box.core.errors import InputError
-from vanta_box.core.money import fmt, fmt_cents, round_cents
+from vanta_box.core.money import ZERO, fmt, fmt_cents, round_cents
 from vanta_box.core.timeutil import day_of, fmt_ts, parse_ts
-from vanta_box.reports import state
+from vanta_box.domain.returns import chain
+from vanta_box.reports import figures, state
 from vanta_box.reports.files import write_atomic
 from vanta_box.resources import templates_dir
-from vanta_box.service import fees, statement
+from vanta_box.service import fees, performance, statement
+from vanta_box.service.books import BATCH_ACCOUNTS, load_books
 from vanta_box.store import journal, repo
 from vanta_box.store.db import Connection, open_readonly, require_journal
 
@@ -163,8 +165,10 @@ def write_pages(out: Path, found: dict[str, str]) -> list[Path]:
 
 def _pages(conn: Connection, as_of: int) -> dict[str, str]:
     env = _environment()
+    from vanta_box.service.proofs import unsigned_head
+
     common = {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)),
-              "version": __version__}
+              "head": unsigned_head(conn), "version": __version__}
     found: dict[str, str] = {}
     folded: set[str] = set()
 
@@ -174,9 +178,10 @@ def _pages(conn: Connection, as_of: int) -> dict[str, str]:
         folded.add(name.lower())
         found[name] = env.get_template(template).render(**common, root=root, **context)
 
-    _overview(conn, as_of, page)
-    _vaults(conn, as_of, page)
-    _followers(conn, as_of, page)
+    marks = performance.Marks(conn)
+    aggregates = _followers(conn, as_of, page, marks)
+    summaries = _vaults(conn, as_of, page, marks, aggregates)
+    _overview(conn, as_of, page, summaries)
     _fee_ledger(conn, page)
     return found
 
@@ -184,7 +189,8 @@ def _pages(conn: Connection, as_of: int) -> dict[str, str]:
 Page = Callable[..., None]
 
 
-def _overview(conn: Connection, as_of: int, page: Page) -> None:
+def _overview(conn: Connection, as_of: int, page: Page,
+              summaries: dict[str, dict[str, str | None]]) -> None:
     accounts_in, marks, books = state.each_book(conn, as_of)  # a batch of books at a time
     billed = state.fees_billed(conn)
     managers = state.masters(accounts_in)
@@ -201,29 +207,85 @@ def _overview(conn: Connection, as_of: int, page: Page) -> None:
         last = repo.last_cycle(conn, v["vault_id"])
         vaults.append({**v, "label": rows[v["vault_id"]].config.get("label"),
                        "last_cycle": last.cycle_id if last else None,
-                       "page": vault_page(v["vault_id"])})
+                       "page": vault_page(v["vault_id"]), **summaries[v["vault_id"]]})
     page("index.html", "index.html", vaults=vaults, accounts=accounts)
 
 
-def _vaults(conn: Connection, as_of: int, page: Page) -> None:
+def _vaults(conn: Connection, as_of: int, page: Page, marks: performance.Marks,
+            aggregates: dict[str, dict[str, dict[str, Decimal]]]
+            ) -> dict[str, dict[str, str | None]]:
+    """Every vault's page; returns each vault's return since inception and max drawdown
+    (for the overview)."""
+    summaries: dict[str, dict[str, str | None]] = {}
     allocations = {a["vault_id"]: a for a in state.allocation_doc(conn, as_of)["vaults"]}
     overlays = state.overlay_doc(conn, as_of)["overlays"]
+    managers = state.masters(repo.accounts(conn))
+    now_marks = repo.marks_at(conn, as_of)
+    end = day_of(horizon(conn, as_of))
     for row in repo.vault_rows(conn):
         vault_id = row.vault_id
         alloc = allocations[vault_id]
-        cycles = [c for c in conn.execute(
-            "SELECT cycle_id, status, vault_status, nav, peak_nav FROM cycles"
-            " WHERE vault_id = ? AND at <= ? ORDER BY at DESC", (vault_id, as_of))]
+        targets = {s: Decimal(w) for s, w in alloc["weights"].items()}
+        points = performance.cycle_points(conn, vault_id, as_of)
+        halted = performance.halts(conn, vault_id)
+        master = repo.account(conn, managers[vault_id]) if vault_id in managers else None
+        held, nav_now, periods = None, None, []
+        if master is not None:
+            book = load_books(conn, [master])[master.account_id]
+            held = figures.positions(book, now_marks, targets)
+            nav_now = book.equity(now_marks)
+            periods = _vault_periods(conn, master, end, marks)
+        navs = figures.nav_charts(vault_id, page_stem(vault_id), points, halted, nav_now, as_of)
+        followers = aggregates.get(vault_id, {})
+        fee_periods = [{"period": p, "pnl": fmt(v["pnl"]), "fees": fmt(v["fees"])}
+                       for p, v in sorted(followers.items())]
         page(vault_page(vault_id), "vault.html",
              vault={"vault_id": vault_id, "label": row.config.get("label"),
                     "status": row.status, "personas": row.config.get("personas", [])},
              allocation={"cycle_id": alloc["cycle_id"],
                          "weights": sorted(alloc["weights"].items()),
                          "cash_weight": alloc["cash_weight"]},
-             overlays=[{"persona": None, "factor": None, **o} for o in overlays
-                       if o["vault_id"] == vault_id],
-             cycles=[{"cycle_id": c[0], "status": c[1], "vault_status": c[2], "nav": c[3],
-                      "peak_nav": c[4]} for c in cycles])
+             overlays=[{"persona": None, "factor": None, **o,
+                        "left": figures.time_left(parse_ts(o["expires_at"]), as_of)}
+                       for o in overlays if o["vault_id"] == vault_id],
+             halt=figures.halt_banner(conn, row, halted),
+             positions=held, nav_now=None if nav_now is None else fmt(nav_now),
+             navs=navs, periods=periods,
+             since_inception=_since_inception(periods),
+             allocation_chart=(figures.allocation_chart(page_stem(vault_id), targets, held)
+                               if held is not None else None),
+             fee_chart=figures.pnl_fee_chart(
+                 f"fees-{page_stem(vault_id)}", "Followers' PnL against fees", fee_periods),
+             fee_periods=fee_periods,
+             cycles=figures.cycles_table(conn, points, halted))
+        summaries[vault_id] = {"since_inception": _since_inception(periods),
+                               "max_drawdown": navs["max_drawdown"]}
+    return summaries
+
+
+def _vault_periods(conn: Connection, master: repo.AccountRow, end: date,
+                   marks: performance.Marks) -> list[dict[str, Any]]:
+    """The master account's equity at each month's start and end, and its TWR."""
+    names = months(day_of(master.onboarded_at), end)
+    moments = []
+    for name in names:
+        start, stop = fees.period_bounds(name)
+        moments += [max(start, master.onboarded_at), stop]
+    values = performance.boundary_equity(conn, master, moments, marks)
+    rows = performance.period_returns(
+        (name, values[2 * i], values[2 * i + 1]) for i, name in enumerate(names))
+    return [_period_line(r) for r in rows]
+
+
+def _period_line(r: dict[str, Any]) -> dict[str, Any]:
+    return {"period": r["period"], "opening": fmt(r["opening"]), "closing": fmt(r["closing"]),
+            "pnl": fmt(r["pnl"]), "twr": None if r["twr"] is None else fmt(r["twr"]),
+            **{k: v for k, v in r.items() if k in ("fees", "tracking_error")}}
+
+
+def _since_inception(periods: list[dict[str, Any]]) -> str | None:
+    found = chain([None if p["twr"] is None else Decimal(p["twr"]) for p in periods])
+    return None if found is None else fmt(found)
 
 
 def horizon(conn: Connection, as_of: int) -> int:
@@ -242,23 +304,107 @@ def horizon(conn: Connection, as_of: int) -> int:
 MAX_STATEMENTS = 1200
 
 
-def _followers(conn: Connection, as_of: int, page: Page) -> None:
+def _followers(conn: Connection, as_of: int, page: Page, marks: performance.Marks
+               ) -> dict[str, dict[str, dict[str, Decimal]]]:
+    """Every follower's page; returns each vault's followers' PnL and fees per period
+    (shadow followers left out: nothing of theirs is real)."""
     end = day_of(horizon(conn, as_of))
-    for acct in repo.accounts(conn):
-        if acct.role != "follower":
-            continue
-        periods = months(day_of(acct.onboarded_at), end)
-        if len(periods) > MAX_STATEMENTS:
-            raise ValueError(f"{acct.account_id!r:.60}'s page would hold {len(periods):,} monthly "
-                             f"statements, {periods[0]} to {periods[-1]} (at most "
-                             f"{MAX_STATEMENTS:,})")
-        statements = [statement.build(conn, acct.account_id, period) for period in periods]
-        page(follower_page(acct.account_id), "follower.html", root="../",
-             account={"account_id": acct.account_id, "vault_id": acct.vault_id,
-                      "mode": acct.mode, "status": acct.status,
-                      "onboarded_at": fmt_ts(acct.onboarded_at),
-                      "shadow": acct.mode == "shadow"},
-             statements=list(reversed(statements)))
+    now_marks = repo.marks_at(conn, as_of)
+    aggregates: dict[str, dict[str, dict[str, Decimal]]] = {}
+    followers = [a for a in repo.accounts(conn) if a.role == "follower"]
+    size = performance.prefetch_batch(conn, BATCH_ACCOUNTS)
+    for start in range(0, len(followers), size):
+        batch = followers[start:start + size]
+        with performance.prefetched(conn, batch, marks):  # one journal pass a batch
+            for acct in batch:
+                _follower(conn, acct, as_of, end, page, marks, now_marks, aggregates)
+    return aggregates
+
+
+def _follower(conn: Connection, acct: repo.AccountRow, as_of: int, end: date, page: Page,
+              marks: performance.Marks, now_marks: dict[str, Decimal],
+              aggregates: dict[str, dict[str, dict[str, Decimal]]]) -> None:
+    periods = months(day_of(acct.onboarded_at), end)
+    if len(periods) > MAX_STATEMENTS:
+        raise ValueError(f"{acct.account_id!r:.60}'s page would hold {len(periods):,} monthly "
+                         f"statements, {periods[0]} to {periods[-1]} (at most "
+                         f"{MAX_STATEMENTS:,})")
+    statements = [statement.build(conn, acct.account_id, period) for period in periods]
+    context = _follower_figures(conn, acct, as_of, statements, marks, now_marks)
+    if acct.mode != "shadow":
+        into = aggregates.setdefault(acct.vault_id, {})
+        for line in context["periods"]:
+            totals = into.setdefault(line["period"], {"pnl": ZERO, "fees": ZERO})
+            totals["pnl"] += Decimal(line["pnl"])
+            totals["fees"] += Decimal(line["fees"])
+    fee_whatif = None
+    if acct.mode != "shadow":  # the agreement side by side with the others (SPEC §9)
+        from vanta_box.service.whatif import whatif
+
+        try:
+            fee_whatif = whatif(conn, acct.account_id, None, None)
+        except InputError:  # no period ended yet: nothing to compare
+            fee_whatif = None
+    page(follower_page(acct.account_id), "follower.html", root="../", whatif=fee_whatif,
+         account={"account_id": acct.account_id, "vault_id": acct.vault_id,
+                  "mode": acct.mode, "status": acct.status,
+                  "onboarded_at": fmt_ts(acct.onboarded_at),
+                  "shadow": acct.mode == "shadow"},
+         statements=list(reversed(statements)), **context)
+
+
+def _follower_figures(conn: Connection, acct: repo.AccountRow, as_of: int,
+                      statements: list[dict[str, Any]], marks: performance.Marks,
+                      now_marks: dict[str, Decimal]) -> dict[str, Any]:
+    """A follower page's figures: returns per period, drawdown, positions, fee totals,
+    the tracking ledger, and the charts of them."""
+    known = [s["as_of"] for s in statements]
+    if known and all(k is not None and parse_ts(k) <= as_of for k in known):
+        # The statements know everything the page does: their tracking cycles, month by
+        # month, are the page's ledger (the same computation, not done twice).
+        ledger = [c for s in statements for c in s["tracking"]["cycles"]]
+    else:
+        ledger = performance.tracking_ledger(conn, acct, as_of, marks=marks)
+    errors = performance.tracking_errors(ledger, lambda at: at[:7])
+    periods = []
+    for s in statements:
+        r = performance.period_returns([(s["period"], Decimal(s["opening_equity"]),
+                                         Decimal(s["closing_equity"]))])[0]
+        if s.get("twr") is not None:  # capital flows (SPEC §9): the statement's chained TWR
+            r["twr"] = Decimal(s["twr"])
+            r["pnl"] -= Decimal(s.get("net_flows") or "0")
+        te = errors.get(s["period"])
+        periods.append({**_period_line(r), "fees": s["fee"]["fee_due"],
+                        "tracking_error": None if te is None else fmt(te)})
+    points = [p for p in performance.cycle_points(conn, acct.vault_id, as_of)
+              if p.at >= acct.onboarded_at and p.nav is not None]
+    equity = performance.equity_at_cycles(conn, acct, points, marks)
+    curve = figures.follower_equity_chart(
+        page_stem(acct.account_id), [fmt_ts(p.at)[:10] for p in points], equity,
+        [p.nav for p in points if p.nav is not None])
+    last = ledger[-1] if ledger else None
+    vault_w = {x["symbol"]: Decimal(x["vault_weight"]) for x in last["symbols"]} if last else {}
+    own_w = {x["symbol"]: Decimal(x["target_weight"]) for x in last["symbols"]} if last else {}
+    book = load_books(conn, [acct])[acct.account_id]
+    due = sum((Decimal(s["ledger"]["due"]) for s in statements), ZERO)
+    paid = sum((Decimal(s["ledger"]["paid"]) for s in statements), ZERO)
+    return {
+        "periods": periods, "since_inception": _since_inception(periods),
+        "curve": curve, "tracking_chart": figures.tracking_chart(page_stem(acct.account_id),
+                                                                 ledger),
+        "fee_chart": figures.pnl_fee_chart(
+            f"fees-{page_stem(acct.account_id)}", "PnL against fees", periods),
+        "positions": figures.positions(book, now_marks, vault_w, own_w),
+        "fee_totals": {"billed": fmt_cents(due), "paid": fmt_cents(paid),
+                       "outstanding": fmt_cents(due - paid)},
+        "tracking": {"recent": [figures.tracking_rows(c) for c in
+                                reversed(ledger[-figures.TRACKING_IN_FULL:])],
+                     "older": [{"cycle_id": c["cycle_id"], "gap": c["gap"],
+                                "skipped": c["skipped"]}
+                               for c in reversed(ledger[:-figures.TRACKING_IN_FULL])],
+                     "in_full": figures.TRACKING_IN_FULL,
+                     "definition": performance.TRACKING_DEFINITION},
+    }
 
 
 def _fee_ledger(conn: Connection, page: Page) -> None:
@@ -269,4 +415,35 @@ def _fee_ledger(conn: Connection, page: Page) -> None:
                 "fee_due": fmt_cents(e.fee_due),
                 "paid": fmt_cents(fees.paid_total(conn, e.entry_id)), "reason": e.reason}
                for e in repo.fee_entries(conn)]
-    page("fees.html", "fees.html", entries=entries)
+    page("fees.html", "fees.html", entries=entries, periods=fee_totals(entries))
+
+
+def fee_totals(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per period, then over all: the sums of the ledger's amounts (a reversal counts
+    negative) and what is outstanding (due minus paid)."""
+    keys = ("realized_pnl", "perf_fee", "flat_fee", "fee_due", "paid")
+    groups: dict[str, dict[str, Decimal]] = {}
+    counts: dict[str, int] = {}
+    for e in entries:
+        into = groups.setdefault(e["period"], dict.fromkeys(keys, ZERO))
+        counts[e["period"]] = counts.get(e["period"], 0) + 1
+        sign = -1 if e["kind"] == "reversal" else 1
+        for k in keys:
+            value = Decimal(e[k])
+            # A reversal's fee amounts are already negative; its realized PnL is the
+            # reversed entry's, so it counts negative here.
+            into[k] += sign * value if k == "realized_pnl" else value
+    out = []
+    total = dict.fromkeys(keys, ZERO)
+    for period in sorted(groups):
+        sums = groups[period]
+        for k in keys:
+            total[k] += sums[k]
+        out.append({"period": period, "entries": counts[period],
+                    **{k: fmt_cents(v) for k, v in sums.items()},
+                    "outstanding": fmt_cents(sums["fee_due"] - sums["paid"])})
+    if out:
+        out.append({"period": "all periods", "entries": len(entries),
+                    **{k: fmt_cents(v) for k, v in total.items()},
+                    "outstanding": fmt_cents(total["fee_due"] - total["paid"])})
+    return out

@@ -6,7 +6,7 @@ Pure reads: the same database and the same ``as_of`` give the same documents.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -154,15 +154,29 @@ def fees_billed(conn: Connection) -> dict[str, Decimal]:
 
 
 def pnl_account(a: repo.AccountRow, book: Book, marks: dict[str, Decimal],
-                billed: dict[str, Decimal]) -> dict[str, Any]:
-    """One account of pnl_summary.json (``billed``: ``fees_billed``)."""
+                billed: dict[str, Decimal], returns: dict[str, str] | None = None
+                ) -> dict[str, Any]:
+    """One account of pnl_summary.json (``billed``: ``fees_billed``; ``returns``: the
+    account's ``returns_of`` (contributions, profit, time-weighted returns))."""
     unrealized = sum((book.position(s).unrealized(book.mark_of(s, marks))
                       for s in book.symbols()), ZERO)
     return {"account_id": a.account_id, "vault_id": a.vault_id, "mode": a.mode,
             "realized_pnl": fmt(book.realized), "unrealized_pnl": fmt(unrealized),
             "commissions": fmt(book.commissions),
             "fees_billed": fmt(billed.get(a.account_id, ZERO)),
-            "equity": fmt(book.equity(marks))}
+            "equity": fmt(book.equity(marks)), **(returns or {})}
+
+
+def returns_of(conn: Connection, as_of: int
+               ) -> Callable[[repo.AccountRow, Book], dict[str, str]]:
+    """Each account's net contributions, profit and time-weighted returns at ``as_of``
+    (SPEC §9; service.flows.returns)."""
+    from vanta_box.service import flows
+
+    by_account = flows.flows_by_account(conn)
+    marks = flows.MarkCache(conn)
+    return lambda a, book: flows.returns(conn, a, book, as_of,
+                                         by_account.get(a.account_id, []), marks)
 
 
 def masters(accounts: list[repo.AccountRow]) -> dict[str, str]:
@@ -177,7 +191,9 @@ def masters(accounts: list[repo.AccountRow]) -> dict[str, str]:
 def pnl_doc(conn: Connection, as_of: int, loaded: Holdings | None = None) -> dict[str, Any]:
     h = _holdings(conn, as_of, loaded)
     billed = fees_billed(conn)
-    rows = [pnl_account(a, h.books[a.account_id], h.marks, billed) for a in h.accounts]
+    returns = returns_of(conn, as_of)
+    rows = [pnl_account(a, h.books[a.account_id], h.marks, billed,
+                        returns(a, h.books[a.account_id])) for a in h.accounts]
     navs = {vault_id: h.books[account_id].equity(h.marks)
             for vault_id, account_id in masters(h.accounts).items()}
     return pnl_summary(conn, as_of, rows, navs)
@@ -199,8 +215,13 @@ def pnl_summary(conn: Connection, as_of: int, rows: list[dict[str, Any]],
                        "peak_nav": None if peak is None else fmt(peak),
                        "drawdown": None if drawdown is None else fmt(drawdown),
                        "last_cycle_nav": None if v.last_nav is None else fmt(v.last_nav)})
+    from vanta_box.service.proofs import unsigned_head
+
+    # ``head``: the journal's Merkle tree (size, root), unsigned: this file is rewritten
+    # after every command and must stay the same bytes for the same journal; `vanta audit
+    # head` signs it.
     return {"as_of": fmt_ts(as_of), "digest": str(journal.head(conn)), "accounts": rows,
-            "vaults": vaults}
+            "vaults": vaults, "head": unsigned_head(conn)}
 
 
 def queue_doc(conn: Connection, as_of: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from vanta_box.core.models import Vault
 from vanta_box.core.money import ZERO, D, fmt
 from vanta_box.core.timeutil import fmt_ts
 from vanta_box.inputs.packets import Packet, load_packet
+from vanta_box.inputs.vaults import fee_options
 from vanta_box.keystore import Keystore, fingerprint
 from vanta_box.service import timerules
 from vanta_box.service.engine import Command, Engine, handles
@@ -101,11 +102,14 @@ def onboard_command(
         if raw.fee_agreement is not None:
             terms = raw.fee_agreement
             fee = plain({"type": terms.type, "perf_share": terms.perf_share or ZERO,
-                         "flat_usd": terms.flat_usd or ZERO})
+                         "flat_usd": terms.flat_usd or ZERO, **terms.options()})
+            if terms.collect is not None:  # invoiced at a processor (vanta fees collect)
+                fee["collect"] = terms.collect.model_dump(exclude_none=True)
         else:
             vf = vault.mirroring.fee
             assert vf is not None  # validate_packet checked
-            fee = plain({"type": vf.type, "perf_share": vf.perf_share, "flat_usd": vf.flat_usd})
+            fee = plain({"type": vf.type, "perf_share": vf.perf_share, "flat_usd": vf.flat_usd,
+                         **fee_options(vf)})
     public = packet.public_broker()
     if packet.kind == "paper" or mode == "shadow":
         starting_cash = D(public["starting_cash"])
@@ -244,11 +248,18 @@ def _check_transition(eng: Engine, kind: str, account_id: str, at: int) -> repo.
 def _transition(eng: Engine, cmd: Command) -> dict[str, Any]:
     acct = _check_transition(eng, cmd.kind, cmd.payload["account_id"], cmd.ts)
     target = _TRANSITIONS[cmd.kind][1]
+    billed: list[dict[str, Any]] = []
     with eng.tx():
         repo.set_account_status(eng.conn, acct.account_id, target,
                                 cmd.ts if target == "removed" else None)
         repo.add_status_change(eng.conn, acct.account_id, eng.journal.seq, cmd.ts, target)
-    return {"account_id": acct.account_id, "status": target}
+        if target == "removed":  # SPEC §9 early exit: billed at its removal
+            from vanta_box.service.fees import bill_early_exit
+
+            removed = repo.account(eng.conn, acct.account_id)
+            assert removed is not None
+            billed = bill_early_exit(eng, removed, cmd.ts)
+    return {"account_id": acct.account_id, "status": target, "billed": billed}
 
 
 for _kind in _TRANSITIONS:

@@ -17,7 +17,8 @@ that opened the episode): the same journal gives the same ids.
 Kinds (severity): ``vault.halted`` (critical) · ``reject`` per account and reason ·
 ``discrepancy`` per account and symbol · ``flow`` (info) · ``orders.working`` per account
 and cycle · ``venue.error`` (auth: critical) · ``marks.stale`` per vault ·
-``overlay.expired`` (info) · ``fee.overdue`` per follower and period · ``account.skipped``
+``overlay.expired`` (info) · ``fee.overdue`` per follower and period · ``fee.payment`` (a
+processor's partial or over-payment) · ``account.skipped``
 per account and reason, from ``SKIP_STREAK`` cycles in a row · ``notify.failed`` per
 notification URL (by its id, never the URL).
 """
@@ -57,12 +58,12 @@ QUIET = {"reject": 3, "venue.error": 3, "account.skipped": 1, "marks.stale": 1}
 SHOWN_BY = {"reject": frozenset({"active"}),
             "account.skipped": frozenset({"active", "halted"})}
 # Events that happened once: ended by an acknowledgement.
-ONE_OFF = frozenset({"discrepancy", "flow", "overlay.expired"})
+ONE_OFF = frozenset({"discrepancy", "flow", "overlay.expired", "fee.payment"})
 SKIP_REASONS = ("below_min_equity", "no_personas", "arithmetic_limit")
 
 _KINDS = ("vault.halted", "vault.resume", "cycle.done", "reject", "discrepancy", "flow",
           "venue.error", "marks.stale", "overlay.expired", "overlay.set", "alert.ack",
-          "alert.notified")
+          "alert.notified", "fees.paid", "fees.overpaid")
 # The skips worth an alert, found by SQLite in the canonical payload text: the journal
 # holds one skip per follower and cycle in steady state, which are not read at all.
 _SKIP_FILTER = " OR ".join(f"instr(payload, '\"reason\":\"{r}') > 0"
@@ -266,10 +267,24 @@ class _Fold:
                                           "realized_pnl")}
 
     def _flow(self, seq: int, ts: int, p: dict[str, Any]) -> None:
+        if p.get("opening"):
+            return  # a live account's funding, seen at its first reconciliation
         a, _new = self.observe(self.account_key("flow", p["account_id"], None), seq, ts,
                                each_event=True)
         net = D(a.detail.get("net", "0")) + D(p["amount"])
         a.detail = {"net": fmt(net), "last_amount": p["amount"], "last_kind": p.get("kind")}
+
+    def _payment(self, seq: int, ts: int, p: dict[str, Any]) -> None:
+        """A processor's payment that is not the amount owed (partial, or more)."""
+        flag = p.get("flag") or ("overpaid" if "received" in p and "amount" not in p else None)
+        if not flag:
+            return
+        account = str(p["entry_id"]).split("/", 1)[0]
+        a, _new = self.observe(self.account_key("fee.payment", account, flag), seq, ts,
+                               each_event=True)
+        a.detail = {"entry_id": p["entry_id"], "via": p.get("via") or p.get("processor"),
+                    "invoice": p.get("invoice") or p.get("ref"), "received": p.get("received"),
+                    "applied": p.get("amount", "0.00")}
 
     def _stale(self, seq: int, ts: int, p: dict[str, Any]) -> None:
         a, _new = self.observe(("marks.stale", p["vault_id"], None, None), seq, ts,
@@ -327,6 +342,7 @@ _EVENTS: dict[str, Callable[[_Fold, int, int, dict[str, Any]], None]] = {
     "discrepancy": _Fold._discrepancy, "flow": _Fold._flow, "marks.stale": _Fold._stale,
     "overlay.expired": _Fold._expired, "overlay.set": _Fold._overlay_set,
     "alert.ack": _Fold._ack, "alert.notified": _Fold._notified,
+    "fees.paid": _Fold._payment, "fees.overpaid": _Fold._payment,
 }
 
 
@@ -572,6 +588,10 @@ def describe(a: Alert, style: Style = EXACT) -> str:
     if a.kind == "fee.overdue":
         return (f"{who} owes {m(_d(d.get('outstanding')))} for {a.key}, billed "
                 f"{d.get('billed_at')} ({n(int(d.get('days', 0)))} days ago)")
+    if a.kind == "fee.payment":
+        return (f"{who}: {d.get('via')} invoice {d.get('invoice')} of {d.get('entry_id')} "
+                f"received {m(_d(d.get('received')))} in all, {a.key}; "
+                f"{m(_d(d.get('applied')))} recorded as paid")
     if a.kind == "account.skipped":
         extra = ""
         if a.key == "below_min_equity":
@@ -623,6 +643,12 @@ def hint(a: Alert) -> str:
         entry = a.detail.get("entry_id", "ENTRY")
         return (f"record the payment with `vanta fees paid {entry} --ref TEXT`, or reverse "
                 f"the entry (`vanta fees reverse {entry} --reason TEXT`)")
+    if a.kind == "fee.payment":
+        if a.key == "partial":
+            return (f"{acct} paid part of the invoice: the rest stays outstanding (`vanta fees "
+                    "list --outstanding`); `vanta fees collect --sync` records what follows")
+        return (f"{acct} paid more than was owed: only what was owed is recorded; refund "
+                "the rest at the processor, then acknowledge")
     if a.kind == "account.skipped":
         if a.key == "below_min_equity":
             return (f"{acct} is not mirrored while its equity is below the vault's "

@@ -62,6 +62,8 @@ class VerifyReport:
     schema: list[Problem] = field(default_factory=list)
     chain: list[Problem] = field(default_factory=list)
     digests: list[tuple[str, str]] = field(default_factory=list)  # (digest, verdict)
+    heads: list[tuple[str, str]] = field(default_factory=list)  # (head, verdict)
+    merkle: list[Problem] | None = None  # stored tree nodes the rows do not make
     replay: ReplayReport | None = None
     integrity: list[str] | None = None  # SQLite's integrity check: [] when it says ok
     payloads: list[Problem] = field(default_factory=list)  # the first non-canonical row
@@ -74,7 +76,8 @@ class VerifyReport:
     def ok(self) -> bool:
         replay_ok = self.replay is None or self.replay.identical
         return (not self.schema and not self.chain and replay_ok and not self.payloads
-                and not self.integrity and all(v == "ok" for _d, v in self.digests))
+                and not self.integrity and all(v == "ok" for _d, v in self.digests)
+                and not self.merkle and all(v.startswith("ok") for _h, v in self.heads))
 
 
 def check_schema(conn: db.Connection) -> list[Problem]:
@@ -415,9 +418,10 @@ def _start_integrity(conn: db.Connection) -> Callable[[], list[str]]:
 
 
 def verify(path: Path, digests: list[Digest], *, with_replay: bool = True,
-           with_wal: bool = False,
+           with_wal: bool = False, heads: list[tuple[str, dict[str, Any]]] | None = None,
            progress: Callable[[str], None] = lambda _m: None) -> VerifyReport:
-    """Verify the file: the main file alone unless ``with_wal`` (``db.open_readonly``)."""
+    """Verify the file: the main file alone unless ``with_wal`` (``db.open_readonly``).
+    ``heads``: (what to call it, a signed tree head published earlier)."""
     report = VerifyReport(wal=db.wal_note(path, with_wal))
     with db.open_readonly(path, with_wal=with_wal) as conn:
         integrity = _start_integrity(conn)
@@ -425,11 +429,63 @@ def verify(path: Path, digests: list[Digest], *, with_replay: bool = True,
             report.schema = check_schema(conn)
             if not any(p.where.startswith("table journal") for p in report.schema):
                 _timed_chain(conn, digests, report, progress)
+                if not any(p.where.startswith("table merkle_nodes") for p in report.schema):
+                    report.merkle = check_merkle(conn)
+                report.heads = check_heads(conn, heads or [])
         finally:
             report.integrity = integrity()
         if with_replay and not report.schema:
             _replayed(conn, report, progress)
     return report
+
+
+MERKLE_PROBLEMS = 5  # stored nodes named at most
+
+
+def check_merkle(conn: db.Connection) -> list[Problem]:
+    """Every stored node of the journal's Merkle tree recomputed from the rows: a node the
+    rows do not make is named (the tree was edited, or the rows under it were)."""
+    from vanta_box.store import merkle as stored
+
+    if conn.execute("SELECT 1 FROM merkle_nodes LIMIT 1").fetchone() is None:
+        return []  # nothing stored (no head asked yet): nothing the rows could contradict
+    wrong = stored.mismatches(conn)
+    return [Problem(f"merkle node (level {level}, index {index})",
+                    f"not what journal rows {(index << level) + 1}.."
+                    f"{(index + 1) << level} make (the stored tree or those rows were "
+                    "edited, or rows removed)") for level, index in wrong[:MERKLE_PROBLEMS]]
+
+
+def check_heads(conn: db.Connection, heads: list[tuple[str, dict[str, Any]]]
+                ) -> list[tuple[str, str]]:
+    """Each published head: its signature, and the journal's first ``tree_size`` rows must
+    make its root (computed from the rows alone, like a digest)."""
+    if not heads:
+        return []
+    from vanta_box.service import proofs
+    from vanta_box.store import merkle as stored
+
+    signed = {label: proofs.check_head(h) for label, h in heads}
+    sizes = {int(h["tree_size"]) for label, h in heads if signed[label] is None}
+    roots = stored.roots_at(conn, sizes)
+    found = conn.execute("SELECT count(*) FROM journal").fetchone()
+    count = int(found[0]) if found else 0
+    out = []
+    for label, h in heads:
+        if signed[label] is not None:
+            out.append((label, f"FAILED: {signed[label]}"))
+            continue
+        size = int(h["tree_size"])
+        if size not in roots:
+            out.append((label, f"FAILED: the journal has {count} rows, fewer than the "
+                               f"head's {size} (rows were removed)"))
+        elif roots[size].hex() != h["root_hash"]:
+            out.append((label, f"FAILED: the journal's first {size} rows make another root "
+                               "(history rewritten)"))
+        else:
+            out.append((label, f"ok (the journal's first {size:,} rows make its root; "
+                               f"signed by {h['public_key'][:16]}…)"))
+    return out
 
 
 def _timed_chain(conn: db.Connection, digests: list[Digest], report: VerifyReport,
@@ -480,6 +536,12 @@ def describe(report: VerifyReport) -> list[str]:
         lines += [f"  first bad row: {p}" for p in report.payloads]
     for digest, verdict in report.digests:
         lines.append(f"digest {digest}: {verdict}")
+    if report.merkle is not None:
+        lines.append("merkle tree: " + ("stored nodes match the rows" if not report.merkle
+                                        else "stored nodes do NOT match the rows"))
+        lines += [f"  {p}" for p in report.merkle]
+    for head, verdict in report.heads:
+        lines.append(f"head {head}: {verdict}")
     if report.replay is not None:
         lines += _describe_replay(report.replay)
     note = replay_module.version_note(report.versions)
@@ -508,9 +570,10 @@ def _describe_replay(r: ReplayReport) -> list[str]:
     return lines
 
 
-def export(conn: db.Connection, out: Path, secrets: list[str]) -> int:
+def export(conn: db.Connection, out: Path, secrets: list[str] | list[str | bytes]) -> int:
     """Write a clean copy for an auditor (``VACUUM INTO``: no free pages, no WAL), then scan
-    every byte of it for each keystore secret; refuse (and delete the copy) on any hit.
+    every byte of it for each secret (the keystore's, the signing key's text and bytes);
+    refuse (and delete the copy) on any hit.
     Returns the size of the copy."""
     from vanta_box.core.errors import Refused
 
@@ -518,9 +581,9 @@ def export(conn: db.Connection, out: Path, secrets: list[str]) -> int:
         raise InputError(f"{out} already exists: choose a new file", field="--out")
     conn.execute("VACUUM INTO ?", (str(out),))
     data = out.read_bytes()
-    leaked = [s for s in secrets if s and s.encode() in data]
+    leaked = [s for s in secrets if s and (s.encode() if isinstance(s, str) else s) in data]
     if leaked:
         out.unlink()
-        raise Refused(f"the export contained {len(leaked)} keystore secret(s): refused and "
+        raise Refused(f"the export contained {len(leaked)} secret(s): refused and "
                       "deleted (this is a bug: please report it)")
     return len(data)

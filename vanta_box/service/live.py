@@ -561,11 +561,16 @@ def _adopt(a: Account, snap: wire.Snapshot, mark_of: Callable[[str], Decimal | N
             "realized_pnl": fmt(realized) if realized else "0"})
     flow = snap.cash - book.cash
     if flow:
+        # the first cash seen at the venue is the account's funding, not news
+        opening = not repo.flows(a.eng.conn, a.account_id)
         book.cash = snap.cash
         book.touched = True
-        a.eng.record(a.at, "flow", {
-            "account_id": a.account_id, "amount": fmt(flow),
-            "kind": "deposit" if flow > 0 else "withdrawal", "source": "reconcile"})
+        payload: dict[str, Any] = {"account_id": a.account_id, "amount": fmt(flow),
+                   "kind": "deposit" if flow > 0 else "withdrawal", "source": "reconcile"}
+        if opening:
+            payload["opening"] = True
+        seq = a.eng.record(a.at, "flow", payload)
+        repo.insert_flow(a.eng.conn, a.account_id, seq, a.at, flow, "reconcile", None)
     if snap.equity is not None:
         a.eng.record(a.at, "venue.equity", {"account_id": a.account_id,
                                             "equity": fmt(snap.equity), "cash": fmt(snap.cash)})

@@ -41,9 +41,12 @@ from vanta_box.store.repo import AccountRow
 
 # Handlers register themselves on import.
 _HANDLER_MODULES = ("setup", "accounts", "cycle", "queue", "paper", "fees", "schedule",
-                    "sync")
+                    "sync", "flows", "collect", "proofs")
 
-EXCLUDED_TABLES = {"journal", "schema_migrations"}
+# merkle_nodes: a cache derived from the journal alone (extended when a head or a proof
+# is asked, so the rebuilt file has fewer of them); verify recomputes every stored node.
+# audit_keys is compared: replay re-records each key from its audit.key command.
+EXCLUDED_TABLES = {"journal", "schema_migrations", "merkle_nodes"}
 
 
 def load_handlers() -> None:

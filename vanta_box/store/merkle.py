@@ -23,9 +23,19 @@ def journal_size(conn: apsw.Connection) -> int:
     return int(row[0] or 0) if row else 0
 
 
+def leaf_of(row_hash: object) -> bytes:
+    """The leaf of a row's stored hash. A hash that is not hex text (a tampered file: the
+    chain check names the row) still makes a leaf, one no real row makes, so the nodes
+    above it fail and nothing crashes."""
+    try:
+        return merkle.leaf_hash(bytes.fromhex(row_hash))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return merkle.leaf_hash(b"not a row hash: " + repr(row_hash).encode())
+
+
 def _leaves(conn: apsw.Connection, start: int, n: int) -> list[bytes]:
     """Leaf hashes of leaves start .. start+n-1 (journal rows start+1 .. start+n)."""
-    return [merkle.leaf_hash(bytes.fromhex(h)) for (h,) in conn.execute(
+    return [leaf_of(h) for (h,) in conn.execute(
         "SELECT hash FROM journal WHERE seq > ? AND seq <= ? ORDER BY seq", (start, start + n))]
 
 
@@ -69,12 +79,26 @@ class JournalTree:
                                                   self._node(LOW + level - 1, 2 * index + 1,
                                                              fresh))
                     rows.append((*key, fresh[key]))
-            self.conn.executemany("INSERT INTO merkle_nodes (level, idx, hash) VALUES (?, ?, ?)",
-                                  rows)
+            # OR IGNORE: a node is a function of the rows, so one another process stored
+            # meanwhile is the same bytes
+            self.conn.executemany("INSERT OR IGNORE INTO merkle_nodes (level, idx, hash)"
+                                  " VALUES (?, ?, ?)", rows)
             rows.clear()
             fresh = {k: v for k, v in fresh.items() if k[0] > LOW}  # the upper frontier
             at += n
         return end - start
+
+    def extend_if_writable(self) -> None:
+        """Extend the stored tree in its own short transaction when this connection can
+        write; a read-only file (an auditor's copy) or a busy one is read as it is (the
+        missing nodes are computed from the rows, and not kept)."""
+        if self.size // BLOCK * BLOCK <= self.covered():
+            return
+        try:
+            with self.conn:
+                self.extend()
+        except (apsw.ReadOnlyError, apsw.BusyError, apsw.CantOpenError):
+            pass
 
     def _node(self, level: int, index: int, fresh: dict[tuple[int, int], bytes]) -> bytes:
         found = fresh.get((level, index))
@@ -97,6 +121,32 @@ class JournalTree:
             return merkle.node_hash(self.subtree(level - 1, 2 * index),
                                     self.subtree(level - 1, 2 * index + 1))
 
+    def cached(self) -> merkle.Subtree:
+        """``subtree`` reading each node once, and each block of 16 rows once for all the
+        small subtrees in it: many proofs at once (a statement's) share most nodes."""
+        nodes: dict[tuple[int, int], bytes] = {}
+        blocks: dict[int, list[bytes]] = {}
+
+        def subtree(level: int, index: int) -> bytes:
+            found = nodes.get((level, index))
+            if found is not None:
+                return found
+            if level < LOW:
+                first = index << level
+                block = first >> LOW
+                leaves = blocks.get(block)
+                if leaves is None:
+                    leaves = blocks[block] = _leaves(self.conn, block * BLOCK,
+                                                     min(BLOCK, self.size - block * BLOCK))
+                at = first - block * BLOCK
+                found = _perfect(leaves[at:at + (1 << level)])
+            else:
+                found = self.subtree(level, index)
+            nodes[(level, index)] = found
+            return found
+
+        return subtree
+
     def root(self, size: int | None = None) -> bytes:
         return merkle.root(self.subtree, self.size if size is None else size)
 
@@ -115,7 +165,7 @@ def mismatches(conn: apsw.Connection) -> list[tuple[int, int]]:
             wrong.append(key)
 
     for (h,) in conn.execute("SELECT hash FROM journal ORDER BY seq"):
-        block.append(merkle.leaf_hash(bytes.fromhex(h)))
+        block.append(leaf_of(h))
         if len(block) < BLOCK:
             continue
         frontier[(LOW, blocks)] = _perfect(block)
@@ -138,3 +188,29 @@ def _lookup(conn: apsw.Connection, key: tuple[int, int]) -> bytes | None:
     row = conn.execute("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?",
                        key).fetchone()
     return None if row is None else bytes(row[0])
+
+
+def roots_at(conn: apsw.Connection, sizes: set[int]) -> dict[int, bytes]:
+    """MTH of the first n rows for each n in ``sizes`` that the journal has, computed
+    from the rows alone (no stored node is trusted: verify). One stream over the rows
+    with a frontier of O(log n) perfect subtrees: the root at n is their fold, right to
+    left."""
+    wanted = {n for n in sizes if n > 0}
+    found: dict[int, bytes] = {}
+    if not wanted:
+        return found
+    top = max(wanted)
+    stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly decreasing
+    rows = conn.execute("SELECT hash FROM journal ORDER BY seq LIMIT ?", (top,))
+    for n, (h,) in enumerate(rows, start=1):
+        node, level = leaf_of(h), 0
+        while stack and stack[-1][0] == level:
+            node = merkle.node_hash(stack.pop()[1], node)
+            level += 1
+        stack.append((level, node))
+        if n in wanted:
+            r = stack[-1][1]
+            for _level, left in reversed(stack[:-1]):
+                r = merkle.node_hash(left, r)
+            found[n] = r
+    return found

@@ -615,17 +615,29 @@ class FeeEntryRow:
     reason: str | None
     at: int
     seq: int
+    # SPEC §9 legs (006_flows); entries billed before it: realized basis, no management fee
+    basis: str = "realized"
+    profit_end: Decimal | None = None
+    hwm_in: Decimal = Decimal(0)
+    hwm_out: Decimal = Decimal(0)
+    management_pct: Decimal = Decimal(0)
+    mgmt_base: Decimal = Decimal(0)
+    mgmt_fee: Decimal = Decimal(0)
 
 
 _FEE_COLS = ("entry_id, kind, account_id, vault_id, period, fee_type, perf_share, flat_usd,"
              " realized_pnl, carry_in, net, perf_fee, flat_fee, carry_out, active_days,"
-             " days_in_period, fee_due, reverses, reason, at, seq")
+             " days_in_period, fee_due, reverses, reason, at, seq, basis, profit_end, hwm_in,"
+             " hwm_out, management_pct, mgmt_base, mgmt_fee")
 _FEE_DECIMALS = range(6, 14)
 
 
 def _fee_row(r: Sequence[Any]) -> FeeEntryRow:
     values: list[Any] = [D(v) if i in _FEE_DECIMALS or i == 16 else v
-                         for i, v in enumerate(r)]
+                         for i, v in enumerate(r[:21])]
+    basis, profit_end, *legs = r[21:]
+    values += [basis or "realized", None if profit_end is None else D(profit_end),
+               *(D(v) if v is not None else Decimal(0) for v in legs)]
     return FeeEntryRow(*values)
 
 
@@ -650,11 +662,13 @@ def fee_entry(conn: apsw.Connection, entry_id: str) -> FeeEntryRow | None:
 
 def insert_fee_entry(conn: apsw.Connection, e: FeeEntryRow) -> None:
     conn.execute(
-        f"INSERT INTO fee_entries ({_FEE_COLS}) VALUES ({', '.join('?' * 21)})",
+        f"INSERT INTO fee_entries ({_FEE_COLS}) VALUES ({', '.join('?' * 28)})",
         (e.entry_id, e.kind, e.account_id, e.vault_id, e.period, e.fee_type, fmt(e.perf_share),
          fmt(e.flat_usd), fmt(e.realized_pnl), fmt(e.carry_in), fmt(e.net), fmt(e.perf_fee),
          fmt(e.flat_fee), fmt(e.carry_out), e.active_days, e.days_in_period, fmt(e.fee_due),
-         e.reverses, e.reason, e.at, e.seq),
+         e.reverses, e.reason, e.at, e.seq, e.basis,
+         None if e.profit_end is None else fmt(e.profit_end), fmt(e.hwm_in), fmt(e.hwm_out),
+         fmt(e.management_pct), fmt(e.mgmt_base), fmt(e.mgmt_fee)),
     )
 
 
@@ -664,7 +678,96 @@ def fee_payments(conn: apsw.Connection, entry_id: str) -> list[tuple[str, Decima
         (entry_id,))]
 
 
+def fee_payment_seqs(conn: apsw.Connection, entry_id: str) -> dict[str, int]:
+    """payment id -> the journal row that recorded it (statements cite it)."""
+    return {str(p): int(seq) for p, seq in conn.execute(
+        "SELECT payment_id, seq FROM fee_payments WHERE entry_id = ?", (entry_id,))}
+
+
 def insert_fee_payment(conn: apsw.Connection, payment_id: str, entry_id: str, amount: Decimal,
                        ref: str, at: int, seq: int) -> None:
     conn.execute("INSERT INTO fee_payments (payment_id, entry_id, amount, ref, at, seq)"
                  " VALUES (?, ?, ?, ?, ?, ?)", (payment_id, entry_id, fmt(amount), ref, at, seq))
+
+
+# ---------------------------------------------------------------- fee invoices
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRow:
+    entry_id: str
+    processor: str
+    ref: str
+    url: str | None
+    amount: Decimal
+    currency: str
+    state: str
+    paid: Decimal
+    at: int
+    seq: int
+
+
+_INVOICE_COLS = "entry_id, processor, ref, url, amount, currency, state, paid, at, seq"
+
+
+def _invoice(r: Sequence[Any]) -> InvoiceRow:
+    return InvoiceRow(r[0], r[1], r[2], r[3], D(r[4]), r[5], r[6], D(r[7]), r[8], r[9])
+
+
+def fee_invoice(conn: apsw.Connection, entry_id: str) -> InvoiceRow | None:
+    row = conn.execute(f"SELECT {_INVOICE_COLS} FROM fee_invoices WHERE entry_id = ?",
+                       (entry_id,)).fetchone()
+    return _invoice(row) if row else None
+
+
+def fee_invoices(conn: apsw.Connection) -> list[InvoiceRow]:
+    return [_invoice(r) for r in conn.execute(
+        f"SELECT {_INVOICE_COLS} FROM fee_invoices ORDER BY seq")]
+
+
+def insert_fee_invoice(conn: apsw.Connection, row: InvoiceRow) -> None:
+    conn.execute(f"INSERT INTO fee_invoices ({_INVOICE_COLS})"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (row.entry_id, row.processor, row.ref, row.url, fmt(row.amount), row.currency,
+                  row.state, fmt(row.paid), row.at, row.seq))
+
+
+def set_fee_invoice(conn: apsw.Connection, entry_id: str, state: str, paid: Decimal) -> None:
+    conn.execute("UPDATE fee_invoices SET state = ?, paid = ? WHERE entry_id = ?",
+                 (state, fmt(paid), entry_id))
+
+
+# ---------------------------------------------------------------- capital flows
+
+
+class FlowRow(NamedTuple):
+    account_id: str
+    seq: int
+    at: int
+    amount: Decimal
+    kind: str
+    source: str
+    ref: str | None
+
+
+def insert_flow(conn: apsw.Connection, account_id: str, seq: int, at: int, amount: Decimal,
+                source: str, ref: str | None) -> None:
+    conn.execute("INSERT INTO flows (account_id, seq, at, amount, kind, source, ref)"
+                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 (account_id, seq, at, fmt(amount),
+                  "deposit" if amount > 0 else "withdrawal", source, ref))
+
+
+def flows(conn: apsw.Connection, account_id: str | None = None) -> list[FlowRow]:
+    """Flows (of one account, or of every account), by account then journal row."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flows'").fetchone()
+    if not exists:  # a file older than 006 (an auditor's, opened read-only)
+        return []
+    sql = "SELECT account_id, seq, at, amount, kind, source, ref FROM flows"
+    args: tuple[Any, ...] = ()
+    if account_id is not None:
+        sql += " WHERE account_id = ?"
+        args = (account_id,)
+    return [FlowRow(a, s, t, D(x), k, src, ref)
+            for a, s, t, x, k, src, ref in conn.execute(sql + " ORDER BY account_id, seq", args)]
