@@ -16,7 +16,7 @@ from tests.blackbox_alpaca import AlpacaBlackbox, Asset
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[1]
-VANTA = str(ROOT / ".venv" / "bin" / "vanta")
+VANTA = str(Path(sys.executable).parent / "vanta")  # the venv running the tests
 PASS = "bb-passphrase-Zq81"
 
 # base time: two days ago, whole hour (so every --at is in the past)
