@@ -59,7 +59,10 @@ r.Invoice._api_create = classmethod(_api_create)
 r.Invoice._api_void_invoice = classmethod(_api_void_invoice)
 r.extra_apis[:] = [(m, u, r.Invoice._api_void_invoice if u.endswith('/void') else f)
                    for m, u, f in r.extra_apis]
-r.extra_apis.append(('POST', '/v1/invoices/{id}/finalize', _finalize))
+if '--no-finalize' not in sys.argv:
+    r.extra_apis.append(('POST', '/v1/invoices/{id}/finalize', _finalize))
+else:
+    sys.argv.remove('--no-finalize')
 PUBLIC = 'http://127.0.0.1:' + sys.argv[2]
 from localstripe.server import start
 start()
@@ -75,12 +78,13 @@ def _free_port() -> int:
 class LocalStripe:
     """`with LocalStripe() as ls: ls.base_url` — one localstripe process per use."""
 
-    def __init__(self) -> None:
+    def __init__(self, finalize: bool = True) -> None:
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.api_key = "sk_test_vanta_localstripe_4242"
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _PATCH, "--port", str(self.port), "--from-scratch"],
+            [sys.executable, "-c", _PATCH, "--port", str(self.port), "--from-scratch",
+             *([] if finalize else ["--no-finalize"])],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

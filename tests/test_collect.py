@@ -250,3 +250,21 @@ def test_the_follower_page_shows_its_invoice_and_the_other_agreements(
     assert "The fees under other agreements" in page and "✱" in page
     other = (home.root / "reports" / "followers" / "F2.html").read_text()
     assert inv["id"] not in other
+
+
+def test_a_stripe_without_finalize_still_gets_one_recorded_invoice(
+        setup_vault: Any, btcpay: BTCPaySim) -> None:
+    """A Stripe-like server without `/finalize` (localstripe as shipped): the draft is the
+    invoice, recorded once (no hosted page), and a payment of it is still synced."""
+    with LocalStripe(finalize=False) as bare:
+        customer = bare.customer("f1-bare@example.com")
+        home = billed(setup_vault, bare, btcpay, customer)
+        home.ok("fees", "collect", "--at", BILLED, env=PASS)
+        home.ok("fees", "collect", "--at", BILLED, env=PASS)
+        (inv,) = bare.invoices(customer)
+        assert inv["status"] == "draft"
+        bare.pay(inv["id"])
+        home.ok("fees", "collect", "--sync", "--at", LATER, env=PASS)
+        assert owed(home)["F1"] == "0.00"
+        doc = json.loads(home.ok("statement", "F1", "--period", "2026-11", "--json").out)
+        assert doc["ledger"]["entries"][0]["invoice"]["url"] is None

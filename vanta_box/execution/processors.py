@@ -24,10 +24,11 @@ STATES = ("open", "paid", "partial", "overpaid", "void")
 
 
 class ProcessorError(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind  # auth | unreachable | reject
         self.message = message
+        self.status = status  # the HTTP status, when there was an answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,8 @@ class StripeProcessor:
         except s.StripeError as exc:
             status = exc.http_status
             kind = "unreachable" if status is None or status >= 500 else "reject"
-            raise ProcessorError(kind, f"stripe {status}: {exc.user_message or exc}") from None
+            raise ProcessorError(kind, f"stripe {status}: {exc.user_message or exc}",
+                                 status) from None
 
     def _invoiced(self, inv: Any) -> Invoiced:
         d = inv.to_dict() if hasattr(inv, "to_dict") else dict(inv)
@@ -135,7 +137,13 @@ class StripeProcessor:
 
     def _finalized(self, inv: Any) -> Invoiced:
         if inv.to_dict().get("status") == "draft":
-            inv = self._call(self._v1.invoices.finalize_invoice, inv.id)
+            try:
+                inv = self._call(self._v1.invoices.finalize_invoice, inv.id)
+            except ProcessorError as exc:
+                if exc.status != 404:
+                    raise
+                # a Stripe-like server without /finalize (localstripe): the draft is the
+                # invoice (no hosted page yet); recorded, not made again
         return self._invoiced(inv)
 
     def create(self, entry_id: str, payer: str, amount: Decimal, currency: str,
