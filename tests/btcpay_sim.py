@@ -34,6 +34,7 @@ class BTCPaySim:
         self.payments: dict[str, list[dict[str, Any]]] = {}
         self.creates: list[dict[str, Any]] = []  # every POST body that made an invoice
         self.fail_after_create = 0
+        self.missing: set[str] = set()  # routes this server lacks: "list", "payment-methods"
         self.now = 1_800_000_000  # unix seconds
         self._lock = threading.Lock()
         sim = self
@@ -113,6 +114,8 @@ class BTCPaySim:
         if not rest:
             if method == "POST":
                 return self._create(body)
+            if "list" in self.missing:
+                return 405, {"code": "method-not-allowed", "message": "not here"}
             wanted = set(query.get("orderId", []))
             return 200, [i for i in self.invoices.values()
                          if not wanted or i["metadata"].get("orderId") in wanted]
@@ -121,7 +124,8 @@ class BTCPaySim:
             return 404, {"code": "invoice-not-found", "message": "The invoice was not found"}
         if len(rest) == 1 and method == "GET":
             return 200, inv
-        if rest[1:] == ["payment-methods"] and method == "GET":
+        if rest[1:] == ["payment-methods"] and method == "GET" and (
+                "payment-methods" not in self.missing):
             return 200, [self._method(inv)]
         if rest[1:] == ["status"] and method == "POST":
             wanted = (body or {}).get("status")

@@ -268,3 +268,21 @@ def test_a_stripe_without_finalize_still_gets_one_recorded_invoice(
         assert owed(home)["F1"] == "0.00"
         doc = json.loads(home.ok("statement", "F1", "--period", "2026-11", "--json").out)
         assert doc["ledger"]["entries"][0]["invoice"]["url"] is None
+
+
+def test_a_btcpay_server_speaking_fewer_routes_still_invoices_and_syncs(
+        setup_vault: Any, stripe_server: LocalStripe, btcpay: BTCPaySim) -> None:
+    """Without the invoice listing and the payment methods routes: one invoice per entry
+    (recorded, so never made again by vanta), a settled invoice paid in full."""
+    customer = stripe_server.customer("f1-fewer@example.com")
+    home = billed(setup_vault, stripe_server, btcpay, customer)
+    btcpay.missing = {"list", "payment-methods"}
+    home.ok("fees", "collect", "--at", BILLED, env=PASS)
+    home.ok("fees", "collect", "--at", BILLED, env=PASS)
+    (bt,) = btcpay.invoices.values()
+    btcpay.pay(bt["id"], "100")
+    home.ok("fees", "collect", "--sync", "--at", LATER, env=PASS)
+    home.ok("fees", "collect", "--sync", "--at", LATER, env=PASS)
+    assert owed(home)["F2"] == "0.00" and len(btcpay.invoices) == 1
+    paid = [e for e in ledger(home)["entries"] if e["entry_id"] == "F2/2026-11/1"]
+    assert paid[0]["paid"] == "100.00"

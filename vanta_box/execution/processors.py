@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from vanta_box.core.money import fmt
 
 TIMEOUT = 20.0  # seconds per request, not money
+MISSING_ROUTE = (404, 405)  # a server without that route (a fake that speaks a subset)
 CENT = Decimal("0.01")
 STATES = ("open", "paid", "partial", "overpaid", "void")
 
@@ -129,7 +130,13 @@ class StripeProcessor:
                         None if paid_at is None else int(paid_at) * 1_000_000)
 
     def find(self, entry_id: str, payer: str) -> Invoiced | None:
-        found = self._call(self._v1.invoices.list, params={"customer": payer, "limit": 100})
+        try:
+            found = self._call(self._v1.invoices.list,
+                               params={"customer": payer, "limit": 100})
+        except ProcessorError as exc:
+            if exc.status not in MISSING_ROUTE:
+                raise
+            return None  # a server that cannot list invoices: nothing to find
         for inv in self._call(lambda: list(found.auto_paging_iter())):
             if (inv.to_dict().get("metadata") or {}).get("entry_id") == entry_id:
                 return self._finalized(inv)
@@ -151,10 +158,16 @@ class StripeProcessor:
         existing = self.find(entry_id, payer)
         if existing is not None:
             return existing
-        pending = self._call(self._v1.invoice_items.list,
-                             params={"customer": payer, "limit": 100})
+        try:
+            pending = self._call(self._v1.invoice_items.list,
+                                 params={"customer": payer, "limit": 100})
+            items = self._call(lambda: list(pending.auto_paging_iter()))
+        except ProcessorError as exc:
+            if exc.status not in MISSING_ROUTE:
+                raise
+            items = []
         mine = False
-        for item in self._call(lambda: list(pending.auto_paging_iter())):
+        for item in items:
             d = item.to_dict()
             if d.get("invoice"):
                 continue
@@ -222,12 +235,13 @@ class BTCPayProcessor:
             answer = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
         except self._requests.RequestException as exc:
             raise ProcessorError("unreachable", f"btcpay: {type(exc).__name__}") from None
-        if answer.status_code in (401, 403):
-            raise ProcessorError("auth", f"btcpay {answer.status_code}: {_said(answer)}")
-        if answer.status_code == 429 or answer.status_code >= 500:
-            raise ProcessorError("unreachable", f"btcpay {answer.status_code}: {_said(answer)}")
-        if answer.status_code >= 400:
-            raise ProcessorError("reject", f"btcpay {answer.status_code}: {_said(answer)}")
+        status = answer.status_code
+        if status in (401, 403):
+            raise ProcessorError("auth", f"btcpay {status}: {_said(answer)}", status)
+        if status == 429 or status >= 500:
+            raise ProcessorError("unreachable", f"btcpay {status}: {_said(answer)}", status)
+        if status >= 400:
+            raise ProcessorError("reject", f"btcpay {status}: {_said(answer)}", status)
         try:
             return answer.json()
         except ValueError:
@@ -244,7 +258,12 @@ class BTCPayProcessor:
             state = "partial" if extra == "PaidPartial" else "overpaid"
         elif status == "Settled":
             state, paid = "paid", amount
-            _sum, paid_at = self._paid(store, str(d["id"]))
+            try:
+                _sum, paid_at = self._paid(store, str(d["id"]))
+            except ProcessorError as exc:
+                if exc.status not in MISSING_ROUTE:
+                    raise
+                paid_at = None  # a server without the payment methods: paid in full
         else:
             state = "open"
         return Invoiced(str(d["id"]), d.get("checkoutLink"), amount,
@@ -267,7 +286,12 @@ class BTCPayProcessor:
 
     def find(self, entry_id: str, payer: str) -> Invoiced | None:
         store = payer or self.store_id
-        found = self._ask("GET", self._url(store), params={"orderId": entry_id})
+        try:
+            found = self._ask("GET", self._url(store), params={"orderId": entry_id})
+        except ProcessorError as exc:
+            if exc.status not in MISSING_ROUTE:
+                raise
+            return None  # a server that cannot list invoices: nothing to find
         for d in found if isinstance(found, list) else []:
             if (d.get("metadata") or {}).get("orderId") == entry_id:
                 return self._invoiced(store, d)
