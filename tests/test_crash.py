@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import INSTRUMENTS, T0, manager_packet, prices_csv, signals, vault_def
-from vanta_box.core.models import Execution, PaperTerms, Vault
+from vanta_box.core.models import PaperTerms, Vault
 from vanta_box.core.timeutil import parse_ts
-from vanta_box.execution.broker import AccountBook, DuplicateOrder, OrderRequest
-from vanta_box.execution.paper import paper_execute
+from vanta_box.domain.orders import Status
+from vanta_box.execution.paper import AccountBook, PaperVenue
+from vanta_box.execution.venue import LiveOrder, OrderReport, Trade, VenueError
 from vanta_box.service import accounts, cycle, execute, setup
 from vanta_box.service.engine import Engine
 from vanta_box.service.replay import replay
@@ -33,50 +34,72 @@ class ExternalVenue:
     kind = "external"
 
     def __init__(self) -> None:
-        self.orders: dict[str, Execution] = {}
+        self.orders: dict[str, tuple[OrderReport, Trade | None]] = {}
         self.trades = 0
         self.crash_after: int | None = None
 
-    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
-        if request.client_order_id in self.orders:
-            raise DuplicateOrder(request.client_order_id)
-        ex = paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
-        self.orders[request.client_order_id] = ex
-        self.trades += 1
-        if self.crash_after is not None and self.trades > self.crash_after:
-            raise Crash("the process dies after the venue filled the order")
-        return ex
 
-    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
-        return self.orders.get(client_order_id)
+class ExternalSession(PaperVenue):
+    """One account's orders at the external venue: an order it already has is adopted
+    (``order``), its execution reported again (``trades``)."""
+
+    kind = "external"
+
+    def __init__(self, venue: ExternalVenue, book: AccountBook, marks: Any,
+                 instruments: Any) -> None:
+        super().__init__(book, marks, instruments, D(0), PaperTerms())
+        self.venue = venue
+
+    def submit(self, order: LiveOrder) -> OrderReport:
+        venue = self.venue
+        if order.client_order_id in venue.orders:
+            raise VenueError("duplicate_id", order.client_order_id)
+        report = super().submit(order)
+        venue.orders[order.client_order_id] = (report, self._trades[-1] if report.filled_qty
+                                               else None)
+        venue.trades += 1
+        if venue.crash_after is not None and venue.trades > venue.crash_after:
+            raise Crash("the process dies after the venue filled the order")
+        return report
+
+    def order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        known = self.venue.orders.get(client_order_id)
+        return None if known is None else self.answered(known)
 
 
 class PaperThatCrashes:
     """The embedded paper venue, raising after N fills (its book is ours: rolled back)."""
 
-    kind = "paper"
-    instant = True  # like the embedded paper venue: an order and its fill in one transaction
-
     def __init__(self, crash_after: int | None) -> None:
         self.fills = 0
         self.crash_after = crash_after
 
-    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
-        self.fills += 1
-        if self.crash_after is not None and self.fills > self.crash_after:
-            raise Crash("crash inside the paper broker")
-        return paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
 
-    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
-        return None
+class CrashingPaper(PaperVenue):
+    def __init__(self, counter: PaperThatCrashes, *args: Any) -> None:
+        super().__init__(*args, D(0), PaperTerms())
+        self.counter = counter
+
+    def submit(self, order: LiveOrder) -> OrderReport:
+        counter = self.counter
+        counter.fills += 1
+        if counter.crash_after is not None and counter.fills > counter.crash_after:
+            raise Crash("crash inside the paper broker")
+        return super().submit(order)
 
 
 class Venues:
     def __init__(self, broker: Any) -> None:
         self.broker = broker
 
-    def broker_for(self, account: AccountRow, vault: Vault) -> Any:
-        return self.broker
+    def instant_for(self, account: AccountRow, vault: Vault, book: AccountBook, marks: Any,
+                    instruments: Any) -> Any:
+        broker = self.broker
+        if isinstance(broker, ExternalVenue):
+            return ExternalSession(broker, book, marks, instruments)
+        if isinstance(broker, PaperThatCrashes):
+            return CrashingPaper(broker, book, marks, instruments)
+        return broker(book, marks, instruments)
 
 
 def _home(tmp_path: Path) -> Path:
@@ -186,21 +209,26 @@ def test_crash_inside_the_paper_broker_rolls_back_and_resumes(tmp_path: Path) ->
 class RejectsOnce:
     """A paper venue that misses one fill (rejects the first order for a symbol)."""
 
-    kind = "paper"
-    instant = True  # like the embedded paper venue: an order and its fill in one transaction
-
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol
         self.missed = False
 
-    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
-        if request.symbol == self.symbol and not self.missed:
-            self.missed = True
-            return Execution(D(0), D(0), D(0), request.qty, reject_reason="venue_busy")
-        return paper_execute(request, book.cash, book.held(request.symbol), PaperTerms(), False)
+    def __call__(self, book: AccountBook, marks: Any, instruments: Any) -> PaperVenue:
+        return RejectingPaper(self, book, marks, instruments, D(0), PaperTerms())
 
-    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
-        return None
+
+class RejectingPaper(PaperVenue):
+    def __init__(self, once: RejectsOnce, *args: Any) -> None:
+        super().__init__(*args)
+        self.once = once
+
+    def submit(self, order: LiveOrder) -> OrderReport:
+        once = self.once
+        if order.symbol == once.symbol and not once.missed:
+            once.missed = True
+            return OrderReport(order.client_order_id, None, Status.REJECTED, "rejected",
+                               D(0), None, None, "venue_busy")
+        return super().submit(order)
 
 
 def test_missed_fill_is_brought_back_at_the_next_cycle(tmp_path: Path) -> None:

@@ -109,9 +109,9 @@ def test_cycle_cannot_run_twice_or_backwards(two_cycles: Home) -> None:
 
 def test_client_order_ids_are_deterministic_and_refused_twice_by_paper() -> None:
     from vanta_box.core.ids import client_order_id
-    from vanta_box.core.models import PaperTerms
-    from vanta_box.execution.broker import DuplicateOrder, OrderRequest
-    from vanta_box.execution.paper import PaperBroker
+    from vanta_box.core.models import Instrument, PaperTerms
+    from vanta_box.execution.paper import PaperVenue
+    from vanta_box.execution.venue import LiveOrder, VenueError
 
     coid = client_order_id("V@2026-11-01T00:00:00Z", "M", "AAA")
     assert coid == client_order_id("V@2026-11-01T00:00:00Z", "M", "AAA")
@@ -124,9 +124,14 @@ def test_client_order_ids_are_deterministic_and_refused_twice_by_paper() -> None
         def held(self, symbol: str) -> D:
             return D(0)
 
-    request = OrderRequest(coid, "M", "AAA", "buy", D("1"), D("10"), D("1"))
-    with pytest.raises(DuplicateOrder):
-        PaperBroker(PaperTerms()).submit(request, Book())
+        def symbols(self) -> list[str]:
+            return []
+
+    venue = PaperVenue(Book(), {"AAA": D("10")}, {"AAA": Instrument("AAA", "equity")}, D(0),
+                       PaperTerms())
+    with pytest.raises(VenueError) as refused:
+        venue.submit(LiveOrder(coid, "AAA", "buy", D("1")))  # type: ignore[arg-type]
+    assert refused.value.kind == "duplicate_id"
 
 
 def _guard_home(setup_vault, on_drawdown: str) -> Home:  # type: ignore[no-untyped-def]

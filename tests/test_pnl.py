@@ -6,8 +6,7 @@ from decimal import Decimal as D
 
 from vanta_box.core.models import PaperTerms
 from vanta_box.domain.pnl import Position, apply_fill
-from vanta_box.execution.broker import OrderRequest
-from vanta_box.execution.paper import paper_execute
+from vanta_box.execution.paper import OrderRequest, paper_execute
 
 
 def test_fifo_partial_sell_across_two_lots_with_commissions() -> None:

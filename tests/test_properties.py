@@ -11,8 +11,7 @@ from vanta_box.core.models import Instrument, PaperTerms, Risk, Score, Vault
 from vanta_box.domain.allocation import allocate
 from vanta_box.domain.pnl import Position, apply_fill
 from vanta_box.domain.rebalance import Sizing, diff
-from vanta_box.execution.broker import OrderRequest
-from vanta_box.execution.paper import paper_execute
+from vanta_box.execution.paper import OrderRequest, paper_execute
 
 SYMBOLS = [f"S{i}" for i in range(8)]
 STEPS = [D("1"), D("0.0001"), D("0.01"), D("5")]

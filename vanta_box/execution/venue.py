@@ -56,6 +56,10 @@ class OrderReport(NamedTuple):
     filled_qty: Decimal
     avg_price: Decimal | None
     venue_ts: str | None  # the venue's own time text, as sent
+    # An instant venue's own words (paper, shadow; never journaled by the live adapters):
+    # why it rejected the order (``insufficient_cash``…), what it changed (a reduced qty).
+    reason: str | None = None
+    note: str | None = None
 
 
 class Trade(NamedTuple):

@@ -11,17 +11,19 @@ command that is refused before it changes anything leaves no trace.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from vanta_box.core import faults, gctune
 from vanta_box.core.canonical import dumps, loads
 from vanta_box.core.errors import InputError
-from vanta_box.core.models import Vault
+from vanta_box.core.models import Instrument, Vault
 from vanta_box.core.timeutil import fmt_ts
-from vanta_box.execution.broker import Broker
+from vanta_box.execution.paper import AccountBook
+from vanta_box.execution.venue import LiveVenue
 from vanta_box.store import db
 from vanta_box.store.journal import Journal
 from vanta_box.store.repo import AccountRow
@@ -44,9 +46,12 @@ class Command:
 
 
 class Venues(Protocol):
-    """Chooses the broker of an account (live venues, or the journal during replay)."""
+    """Chooses the instant venue of an account over its book (paper and shadow, or the
+    journal during replay)."""
 
-    def broker_for(self, account: AccountRow, vault: Vault) -> Broker: ...
+    def instant_for(self, account: AccountRow, vault: Vault, book: AccountBook,
+                    marks: Mapping[str, Decimal],
+                    instruments: Mapping[str, Instrument]) -> LiveVenue: ...
 
 
 class ReplayInterrupted(BaseException):

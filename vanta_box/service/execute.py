@@ -1,8 +1,10 @@
 """Execution of staged orders on each account's venue, in batches.
 
 Order: the manager's account first, then followers by id; in each account sells before
-buys. Each batch of accounts is one transaction: the ``submitted`` event is journaled with
-the venue's answer (``fill`` or ``reject``), and books, orders and fills change together.
+buys. The instant venues (paper, shadow: ``execution.paper``) speak the live venues'
+protocol and answer at once: each batch of accounts is one transaction, the venue's answer
+is journaled (``fill`` or ``reject``, no ``submitted`` before it), and books, orders and
+fills change together.
 If anything raises inside a batch, the batch rolls back and the command stops: running the
 cycle again resubmits the same client_order_ids, which a venue refuses to trade twice.
 """
@@ -20,7 +22,7 @@ from vanta_box.core.canonical import Template
 from vanta_box.core.models import Execution, Instrument
 from vanta_box.core.money import ZERO, fmt
 from vanta_box.domain.orders import WORKING, Status
-from vanta_box.execution.broker import DuplicateOrder, OrderRequest
+from vanta_box.execution.venue import LiveOrder, LiveVenue, OrderReport, VenueError
 from vanta_box.inputs.vaults import vault_from_dict
 from vanta_box.service import live
 from vanta_box.service.books import BATCH_ACCOUNTS, Book, load_books
@@ -30,6 +32,7 @@ from vanta_box.service.venues import is_live
 from vanta_box.store import repo
 
 BATCH_ORDERS = 20000
+REJECTED = Status.REJECTED
 FILL_EVENT = Template("fill_id", "order_id", "client_order_id", "account_id", "symbol", "side",
                       "qty", "price", "commission", "requested_qty", "realized_pnl", "venue",
                       "mark").expect_keys(
@@ -203,6 +206,29 @@ def _run_live(eng: Engine, accts: list[repo.AccountRow], books: dict[str, Book],
                 report.working += 1
 
 
+def _rejected(o: repo.OrderRow, reason: str, note: str) -> OrderReport:
+    return OrderReport(o.client_order_id, None, REJECTED,  # type: ignore[arg-type]
+                       "rejected", ZERO, None, None, reason, note)
+
+
+def _ask(venue: LiveVenue, o: repo.OrderRow) -> OrderReport:
+    """An instant venue's final answer to the order. A client order id the venue already
+    has is looked up (its answer adopted); without one, the order is rejected here."""
+    try:
+        order = LiveOrder(o.client_order_id, o.symbol, o.side, o.qty)  # type: ignore[arg-type]
+        return venue.submit(order)
+    except VenueError as error:
+        if error.kind != "duplicate_id":
+            raise
+        found = venue.order(o.client_order_id, o.symbol)
+        if found is not None:
+            return found
+        return _rejected(o, "duplicate_client_order_id",
+                         "the venue already has this client_order_id and no fill for it")
+    except decimal.InvalidOperation:  # the paper venue's sums past 60 digits
+        return _rejected(o, "arithmetic_limit", "a quantity needs more than 60 digits")
+
+
 def _run_batch(eng: Engine, batch: list[str], groups: Mapping[str, AccountOrders],
                accounts: dict[str, repo.AccountRow], vaults: dict[str, Any],
                instruments: dict[str, Instrument], marks: dict[str, Decimal], at: int,
@@ -214,12 +240,13 @@ def _run_batch(eng: Engine, batch: list[str], groups: Mapping[str, AccountOrders
         books = load_books(eng.conn, [accounts[a] for a in batch])  # the batch's alone
         for account_id in batch:
             acct = accounts[account_id]
-            vault = vaults[acct.vault_id]
             book = books[account_id]
-            broker = eng.venues.broker_for(acct, vault)
+            venue = eng.venues.instant_for(acct, vaults[acct.vault_id], book, marks,
+                                           instruments)
+            kind = venue.kind
             ordered = sorted(groups[account_id], key=lambda o: (o.side != "sell", o.symbol))
-            instant = bool(getattr(broker, "instant", False))
             shadow = acct.mode == "shadow"
+            cursor: str | None = None
             for o in ordered:
                 mark = marks.get(o.symbol)
                 qty_text = fmt(o.qty)
@@ -233,61 +260,44 @@ def _run_batch(eng: Engine, batch: list[str], groups: Mapping[str, AccountOrders
                     continue
                 mark_text = mark_texts.get(o.symbol) or mark_texts.setdefault(o.symbol,
                                                                               fmt(mark))
-                instrument = instruments[o.symbol]
-                request = OrderRequest(o.client_order_id, account_id, o.symbol,
-                                       o.side,  # type: ignore[arg-type]
-                                       o.qty, mark, instrument.lot_step,
-                                       max(vault.rebalance.min_order_notional,
-                                           instrument.min_notional))
-                if not instant:
-                    eng.record(at, "submitted", {"order_id": o.order_id,
-                                                 "client_order_id": o.client_order_id,
-                                                 "account_id": account_id, "symbol": o.symbol,
-                                                 "side": o.side, "qty": qty_text,
-                                                 "mark": mark_text, "venue": broker.kind})
-                try:
-                    ex = broker.submit(request, book)
-                except DuplicateOrder:
-                    found = broker.lookup(o.client_order_id, book)
-                    ex = found if found is not None else Execution(
-                        ZERO, ZERO, ZERO, o.qty, reject_reason="duplicate_client_order_id",
-                        note="the venue already has this client_order_id and no fill for it")
-                except decimal.InvalidOperation:  # the paper venue's sums past 60 digits
-                    ex = Execution(ZERO, ZERO, ZERO, o.qty, reject_reason="arithmetic_limit",
-                                   note="a quantity needs more than 60 digits")
+                answer = _ask(venue, o)
                 book.executed_ids.add(o.client_order_id)
-                if ex.rejected:
+                if answer.status is REJECTED:
+                    reason = answer.reason or answer.raw_status
                     rejection = {"order_id": o.order_id, "client_order_id": o.client_order_id,
                                  "account_id": account_id, "symbol": o.symbol,
-                                 "reason": ex.reject_reason, "requested_qty": qty_text,
-                                 "venue": broker.kind, "mark": mark_text}
-                    if ex.note:
-                        rejection["note"] = ex.note
+                                 "reason": reason, "requested_qty": qty_text,
+                                 "venue": kind, "mark": mark_text}
+                    if answer.note:
+                        rejection["note"] = answer.note
                     eng.record(at, "reject", rejection)
-                    done.append(settled(o, qty_text, "rejected", "0", ex.reject_reason))
+                    done.append(settled(o, qty_text, "rejected", "0", reason))
                     report.rejects += 1
                     continue
-                realized = book.apply(o.symbol, o.side, ex.qty, ex.price, ex.commission)
-                if ex.note or shadow:  # keys beyond the template's
+                trades, cursor = venue.trades(cursor)
+                (trade,) = trades  # an instant venue's order: one execution, at once
+                realized = book.apply(o.symbol, o.side, trade.qty, trade.price, trade.fee)
+                if answer.note or shadow:  # keys beyond the template's
+                    ex = Execution(trade.qty, trade.price, trade.fee, o.qty, note=answer.note)
                     payload = fill_payload(o.order_id, o.client_order_id, account_id,
                                            o.symbol, o.side, ex, realized, requested=qty_text,
-                                           venue=broker.kind, mark=mark_text, shadow=shadow)
+                                           venue=kind, mark=mark_text, shadow=shadow)
                     filled, price, commission, realized_text = (
                         payload["qty"], payload["price"], payload["commission"],
                         payload["realized_pnl"])
                     seq = eng.record(at, "fill", payload)
                 else:  # the same payload as fill_payload's, rendered without a dict
-                    filled = qty_text if ex.qty == ex.requested_qty else fmt(ex.qty)
-                    price, commission = fmt(ex.price), fmt(ex.commission)
+                    filled = qty_text if trade.qty == o.qty else fmt(trade.qty)
+                    price, commission = fmt(trade.price), fmt(trade.fee)
                     realized_text = fmt(realized) if realized else "0"
                     seq = eng.record_rendered(at, "fill", FILL_EVENT.render_values((
                         account_id, o.client_order_id, commission, o.order_id, mark_text,
                         o.order_id, price, filled, realized_text, qty_text, o.side, o.symbol,
-                        broker.kind)))
+                        kind)))
                 fills.append((o.order_id, o.order_id, account_id, o.symbol, o.side,
                               filled, price, commission, realized_text, at, seq, int(shadow)))
                 done.append(settled(o, qty_text, "shadow" if shadow else "filled",
-                                    filled, ex.note))
+                                    filled, answer.note))
                 report.fills += 1
         repo.settle_orders(eng.conn, done)
         repo.insert_fills(eng.conn, fills)

@@ -88,7 +88,8 @@ def record_key(eng: Engine, public: str, at: int) -> bool:
 
 
 class _NoVenues:
-    def broker_for(self, account: Any, vault: Any) -> Any:
+    def instant_for(self, account: Any, vault: Any, book: Any, marks: Any,
+                    instruments: Any) -> Any:
         raise Refused("no venue is reachable here")
 
 

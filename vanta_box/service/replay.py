@@ -20,16 +20,17 @@ import multiprocessing
 import os
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from vanta_box.core import gctune
-from vanta_box.core.models import Execution, Vault
+from vanta_box.core.models import Execution, Instrument, Vault
 from vanta_box.core.timeutil import parse_ts
-from vanta_box.execution.broker import AccountBook, OrderRequest
+from vanta_box.execution.paper import AccountBook, InstantTrades, instant_answer
+from vanta_box.execution.venue import LiveOrder, OrderReport, Rules, Snapshot
 from vanta_box.service import engine as engine_module
 from vanta_box.service.engine import Command, Engine, ReplayInterrupted
 from vanta_box.service.execute import FILL_EVENT, execution_from_payload
@@ -56,27 +57,41 @@ def load_handlers() -> None:
         importlib.import_module(f"vanta_box.service.{name}")
 
 
-class ReplayBroker:
-    kind = "replay"
+class ReplayBroker(InstantTrades):
+    """An instant venue of the journal: its answers are the original run's (the venues
+    are never asked again), in the live venues' protocol."""
 
-    def __init__(self, venues: ReplayVenues, real_kind: str, instant: bool) -> None:
+    def __init__(self, venues: ReplayVenues, kind: str) -> None:
+        super().__init__()
         self.venues = venues
-        self.kind = real_kind
-        self.instant = instant  # as the venue it stands for
+        self.kind = kind  # as the venue it stands for
 
-    def submit(self, request: OrderRequest, book: AccountBook) -> Execution:
-        answer = self.venues.answers.pop(request.client_order_id, None)
+    def submit(self, order: LiveOrder) -> OrderReport:
+        answer = self.venues.answers.pop(order.client_order_id, None)
         if answer is None:
-            raise ReplayInterrupted(request.client_order_id)
-        if isinstance(answer, Execution):
-            return answer
+            raise ReplayInterrupted(order.client_order_id)
         if isinstance(answer, Exception):
             raise answer
-        qty, price, commission, requested = answer  # a plain fill (may raise if tampered)
-        return Execution(Decimal(qty), Decimal(price), Decimal(commission), Decimal(requested))
+        if isinstance(answer, Execution):
+            outcome = answer.qty, answer.price, answer.commission, answer.reject_reason, \
+                answer.note
+        else:  # a plain fill (may raise if tampered)
+            qty, price, commission, requested = answer
+            outcome = Decimal(qty), Decimal(price), Decimal(commission), None, None
+            Decimal(requested)  # parsed as ever: a tampered text is refused here too
+        return self.answered(instant_answer(order, outcome))
 
-    def lookup(self, client_order_id: str, book: AccountBook) -> Execution | None:
+    def cancel(self, report: OrderReport, symbol: str) -> OrderReport | None:
         return None
+
+    def order(self, client_order_id: str, symbol: str) -> OrderReport | None:
+        return None
+
+    def snapshot(self) -> Snapshot:
+        raise NotImplementedError("replay never asks an instant venue for its books")
+
+    def rules(self, symbol: str) -> Rules:
+        raise NotImplementedError("replay never asks an instant venue for its rules")
 
 
 class ReplayVenues:
@@ -87,14 +102,12 @@ class ReplayVenues:
         self.answers: dict[str, Answer] = {}
         self.tape = Tape([])
 
-    def broker_for(self, account: AccountRow, vault: Vault) -> ReplayBroker:
-        from vanta_box.service.venues import LiveVenues
+    def instant_for(self, account: AccountRow, vault: Vault, book: AccountBook,
+                    marks: Mapping[str, Decimal],
+                    instruments: Mapping[str, Instrument]) -> ReplayBroker:
+        from vanta_box.service.venues import instant_kind
 
-        try:
-            broker = LiveVenues().broker_for(account, vault)
-        except Exception:
-            return ReplayBroker(self, account.broker_kind, False)
-        return ReplayBroker(self, broker.kind, bool(getattr(broker, "instant", False)))
+        return ReplayBroker(self, instant_kind(account))
 
 
 @dataclass

@@ -5,15 +5,16 @@ over the network: write-ahead steps, ``service.live``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import Any
 
 from vanta_box.core.clock import Clock, SystemClock
 from vanta_box.core.errors import Refused
-from vanta_box.core.models import PaperTerms, Vault
+from vanta_box.core.models import Instrument, PaperTerms, Vault
 from vanta_box.core.money import D
-from vanta_box.execution.broker import Broker
-from vanta_box.execution.paper import PaperBroker, ShadowVenue
+from vanta_box.execution.paper import AccountBook, PaperVenue, ShadowVenue
 from vanta_box.execution.venue import LiveVenue
 from vanta_box.store.repo import AccountRow
 
@@ -46,6 +47,17 @@ def unavailable(account: AccountRow) -> str | None:
     return f"venue_unavailable:{account.broker_kind}"
 
 
+def instant_kind(account: AccountRow) -> str:
+    """The kind of an account's instant venue (``shadow`` or ``paper``); refused for any
+    other (a function of the account alone, so live runs and replays decide alike)."""
+    if account.mode == "shadow":
+        return "shadow"
+    if account.broker_kind == "paper":
+        return "paper"
+    raise Refused(f"account {account.account_id}: trading on {account.broker_kind} is not "
+                  "available in this build (use a paper or shadow account)")
+
+
 class LiveVenues:
     """The venues of a live run: secrets from the keystore, waits on the system clock."""
 
@@ -66,13 +78,15 @@ class LiveVenues:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="venue")
         return self._pool
 
-    def broker_for(self, account: AccountRow, vault: Vault) -> Broker:
-        if account.mode == "shadow":
-            return ShadowVenue(vault.risk.allow_short)
-        if account.broker_kind == "paper":
-            return PaperBroker(paper_terms(account, vault), vault.risk.allow_short)
-        raise Refused(f"account {account.account_id}: trading on {account.broker_kind} is not "
-                      "available in this build (use a paper or shadow account)")
+    def instant_for(self, account: AccountRow, vault: Vault, book: AccountBook,
+                    marks: Mapping[str, Decimal],
+                    instruments: Mapping[str, Instrument]) -> LiveVenue:
+        """The account's instant venue over its book (paper or shadow)."""
+        minimum = vault.rebalance.min_order_notional
+        if instant_kind(account) == "shadow":
+            return ShadowVenue(book, marks, instruments, minimum, vault.risk.allow_short)
+        return PaperVenue(book, marks, instruments, minimum, paper_terms(account, vault),
+                          vault.risk.allow_short)
 
     def live_for(self, account: AccountRow, symbols: frozenset[str]) -> LiveVenue:
         if account.account_id not in self._live:
