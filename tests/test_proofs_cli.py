@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Home, run_vanta, vault_def
+from tests.test_audit import TRIGGERS, rehash, sql
 from vanta_box import home as homes
 from vanta_box.service import demo
 
-TRIGGERS = ("journal_no_update", "journal_no_delete", "journal_append_at_head")
 F, OTHER, PERIOD = "F1001", "F1002", "2026-10"
 
 
@@ -69,35 +69,6 @@ def check(path: str, *extra: str) -> Any:
     result = run_vanta("proof", "verify", path, *extra)
     assert "Traceback" not in result.err
     return result
-
-
-def sql(path: Path, *statements: str, params: tuple[object, ...] = ()) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        for text in statements:
-            conn.execute(text, params if "?" in text else ())
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def rehash(path: Path) -> None:
-    """Re-chain every row with the README's encoding (an independent implementation)."""
-    conn = sqlite3.connect(path)
-    for name in TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-    prev = "0" * 64
-    rows = conn.execute("SELECT seq, ts, kind, payload FROM journal ORDER BY seq").fetchall()
-    for seq, ts, kind, payload in rows:
-        row = {"kind": kind, "payload": json.loads(payload), "seq": seq, "ts": ts}
-        data = json.dumps(row, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
-        new = hashlib.sha256(bytes.fromhex(prev) + data).hexdigest()
-        conn.execute("UPDATE journal SET prev_hash = ?, hash = ? WHERE seq = ?",
-                     (prev, new, seq))
-        prev = new
-    conn.commit()
-    conn.close()
 
 
 # ---------------------------------------------------------------- an RFC 6962 checker
